@@ -20,8 +20,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	$(BIN)/python examples/demo.py
 
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing" >&2; exit 1; fi; exit $$rc
 
 bench: venv
 	$(BIN)/python benchmarks/bench_point_ops.py

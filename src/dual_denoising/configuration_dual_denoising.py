@@ -1,0 +1,190 @@
+"""Dual Denoising configuration: every hyper-parameter of the method (design/method.md) is a field here."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import CLIPTextConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+OBJECTIVES = ("dual_denoising", "contrastive")
+
+
+@strict
+class DualDenoisingPointConfig(PreTrainedConfig):
+    r"""The 3D side: point tokenizer (FPS + kNN patches, mini-PointNet), transformer encoder and PointDAE decoder.
+
+    Args:
+        in_channels: 3 for xyz, 6 for xyz + RGB in [0, 1].
+        num_points: N, the points per cloud the model is trained on (larger clouds are reduced by FPS beforehand).
+        num_groups: G, patch centres picked by farthest point sampling.
+        group_size: k, nearest neighbours per patch.
+        hidden_size: W, the encoder width.
+        num_hidden_layers: L_e, encoder blocks.
+        num_attention_heads: heads of every encoder and decoder block.
+        mlp_ratio: MLP width / W in every block.
+        drop_path_rate: stochastic depth, rising linearly to this value over the encoder blocks.
+        attention_dropout: dropout on attention weights.
+        patch_embed_sizes: the mini-PointNet widths `(a, b, c)`: shared MLP in->a->b, max-pool, concat, 2b->c->W.
+        position_embed_size: hidden width of the centre position MLP (3 -> this -> W).
+        num_decoder_layers: L_d, PointDAE decoder blocks.
+        layer_norm_eps: epsilon of every LayerNorm.
+        initializer_range: std of the truncated-normal init of linear layers and learned tokens.
+    """
+
+    model_type = "dual_denoising_point"
+    base_config_key = "point_config"
+
+    in_channels: int = 3
+    num_points: int = 1024
+    num_groups: int = 64
+    group_size: int = 16
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    mlp_ratio: float | int = 4.0
+    drop_path_rate: float | int = 0.1
+    attention_dropout: float | int = 0.0
+    patch_embed_sizes: list[int] | tuple[int, ...] = (128, 256, 512)
+    position_embed_size: int = 128
+    num_decoder_layers: int = 2
+    layer_norm_eps: float | int = 1e-6
+    initializer_range: float | int = 0.02
+
+    def validate_architecture(self):
+        if self.in_channels not in (3, 6):
+            raise ValueError(f"in_channels must be 3 (xyz) or 6 (xyz + RGB); got {self.in_channels}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
+            )
+        if not 1 <= self.group_size <= self.num_points:
+            raise ValueError(f"group_size ({self.group_size}) must be between 1 and num_points ({self.num_points})")
+        if not 1 <= self.num_groups <= self.num_points:
+            raise ValueError(f"num_groups ({self.num_groups}) must be between 1 and num_points ({self.num_points})")
+        if len(self.patch_embed_sizes) != 3:
+            raise ValueError(f"patch_embed_sizes must hold three widths (a, b, c); got {self.patch_embed_sizes}")
+
+
+@strict
+class DualDenoisingDenoiserConfig(PreTrainedConfig):
+    r"""The feature denoising network: a small transformer over M feature tokens that cross-attends to point tokens.
+
+    Args:
+        hidden_size: denoiser width (may differ from the encoder's; keys/values are projected from it).
+        num_hidden_layers: L_f blocks; block j reads encoder block m(j), spread evenly over the encoder.
+        num_attention_heads: heads of the self- and cross-attention.
+        num_feature_tokens: M; the D-dimensional feature is cut into M tokens of D / M values.
+        mlp_ratio, drop_path_rate, attention_dropout, layer_norm_eps, initializer_range: as in the point config.
+    """
+
+    model_type = "dual_denoising_denoiser"
+    base_config_key = "denoiser_config"
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_feature_tokens: int = 4
+    mlp_ratio: float | int = 4.0
+    drop_path_rate: float | int = 0.0
+    attention_dropout: float | int = 0.0
+    layer_norm_eps: float | int = 1e-6
+    initializer_range: float | int = 0.02
+
+    def validate_architecture(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"denoiser hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+
+
+@strict
+class DualDenoisingConfig(PreTrainedConfig):
+    r"""A Dual Denoising model: the 3D encoder, the PointDAE decoder, the feature denoiser and (optionally) the
+    teacher's frozen text tower, so that a saved model is self-contained for zero-shot use.
+
+    Args:
+        point_config: `DualDenoisingPointConfig` (or dict).
+        denoiser_config: `DualDenoisingDenoiserConfig` (or dict).
+        text_config: the teacher's `CLIPTextConfig` (or dict); `None` for a model that has not met a teacher yet.
+        objective: `"dual_denoising"` (the method) or `"contrastive"` (the direct-alignment ULIP baseline).
+        embed_dim: D, the teacher's embedding size (CLIP projection dim).
+        feature_target: what the denoiser learns to produce: `"image"`, `"text"` or `"image+text"`.
+        point_noise_max_sigma: s; point noise sigma_t rises linearly from 0 to s over `point_noise_steps` steps.
+        point_noise_steps: T, the number of point-noise levels.
+        inference_point_noise_level: t_in; 0 feeds the clean cloud at test time, > 0 adds point noise at that level
+            (one draw per chain).
+        mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
+        reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
+        feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).
+        num_noise_samples: K, parallel chains at inference (default of `get_point_features`).
+        num_inference_steps: S, deterministic DDIM steps per chain (1 = one x0 prediction from pure noise).
+        denoiser_stop_gradient: detach point tokens entering cross-attention (paper: avoids representation collapse).
+        lambda_rec, lambda_feat: loss weights.
+        logit_scale_init_value: log of the zero-shot logit scale (CLIP's 1/0.07) when no teacher provides one.
+    """
+
+    model_type = "dual_denoising"
+    sub_configs_defaults = {
+        "point_config": DualDenoisingPointConfig,
+        "denoiser_config": DualDenoisingDenoiserConfig,
+        "text_config": SubConfigSpec(config_class=CLIPTextConfig, optional=True),
+    }
+
+    point_config: dict | DualDenoisingPointConfig | None = None
+    denoiser_config: dict | DualDenoisingDenoiserConfig | None = None
+    text_config: dict | CLIPTextConfig | None = None
+    objective: str = "dual_denoising"
+    embed_dim: int = 512
+    feature_target: str = "image"
+    point_noise_max_sigma: float | int = 0.08
+    point_noise_steps: int = 1000
+    inference_point_noise_level: int = 0
+    mask_ratio: float | int = 0.0
+    reconstruction_loss: str = "chamfer_l2"
+    feature_num_train_timesteps: int = 1000
+    feature_beta_schedule: str = "squaredcos_cap_v2"
+    feature_prediction_type: str = "sample"
+    num_noise_samples: int = 8
+    num_inference_steps: int = 1
+    denoiser_stop_gradient: bool = True
+    lambda_rec: float | int = 1.0
+    lambda_feat: float | int = 1.0
+    logit_scale_init_value: float | int = 2.6592
+
+    def validate_architecture(self):
+        choices = {
+            "objective": OBJECTIVES,
+            "feature_target": ("image", "text", "image+text"),
+            "reconstruction_loss": ("chamfer_l2", "chamfer_l1"),
+            "feature_beta_schedule": ("squaredcos_cap_v2", "linear"),
+            "feature_prediction_type": ("sample", "epsilon"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        num_tokens = self.denoiser_config.num_feature_tokens
+        if self.embed_dim % num_tokens:
+            raise ValueError(
+                f"embed_dim ({self.embed_dim}) must be divisible by denoiser_config.num_feature_tokens ({num_tokens})"
+            )
+        if not 0 <= self.inference_point_noise_level < self.point_noise_steps:
+            raise ValueError(
+                f"inference_point_noise_level must be in [0, point_noise_steps={self.point_noise_steps}); "
+                f"got {self.inference_point_noise_level}"
+            )
+        if not 0 <= self.mask_ratio < 1:
+            raise ValueError(f"mask_ratio must be in [0, 1); got {self.mask_ratio}")
+        if self.num_noise_samples < 1 or not 1 <= self.num_inference_steps <= self.feature_num_train_timesteps:
+            raise ValueError(
+                "num_noise_samples must be >= 1 and num_inference_steps in [1, feature_num_train_timesteps]; got "
+                f"{self.num_noise_samples} and {self.num_inference_steps}"
+            )
+        if self.text_config is not None and self.text_config.projection_dim != self.embed_dim:
+            raise ValueError(
+                f"embed_dim ({self.embed_dim}) must equal the text tower's projection_dim "
+                f"({self.text_config.projection_dim})"
+            )
+
+
+__all__ = ["DualDenoisingConfig", "DualDenoisingPointConfig", "DualDenoisingDenoiserConfig"]

@@ -1,0 +1,359 @@
+"""The Dual Denoising model (issue 3; design/method.md sections 3-7)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, CLIPConfig, CLIPModel
+
+from dual_denoising import DualDenoisingConfig, DualDenoisingModel
+from dual_denoising.modeling_dual_denoising import DualDenoisingFeatureScheduler
+
+from .test_point_ops import numpy_fps
+
+
+class DualDenoisingModelTester:
+    """Builds tiny configs and inputs, in the manner of transformers' ModelTester."""
+
+    batch_size = 3
+    num_points = 128
+    embed_dim = 64
+
+    def get_config(self, **overrides) -> DualDenoisingConfig:
+        kwargs = dict(
+            point_config=dict(
+                num_points=self.num_points, num_groups=16, group_size=8, hidden_size=32, num_hidden_layers=2,
+                num_attention_heads=2, num_decoder_layers=1, patch_embed_sizes=[16, 32, 64], position_embed_size=16,
+                drop_path_rate=0.0,
+            ),
+            denoiser_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_feature_tokens=4),
+            embed_dim=self.embed_dim,
+        )
+        kwargs.update(overrides)
+        return DualDenoisingConfig(**kwargs)
+
+    def get_inputs(self, seed: int = 0) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        points = torch.rand(self.batch_size, self.num_points, 3, generator=g) * 2 - 1
+        return {
+            "points": points,
+            "image_embeds": torch.randn(self.batch_size, 2, self.embed_dim, generator=g),
+            "text_embeds": torch.randn(self.batch_size, 3, self.embed_dim, generator=g),
+        }
+
+
+tester = DualDenoisingModelTester()
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def tiny_clip(tmp_path, projection_dim: int = 64) -> str:
+    config = CLIPConfig(
+        text_config=dict(vocab_size=99, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=16),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=projection_dim,
+    )
+    torch.manual_seed(0)
+    path = tmp_path / "teacher"
+    CLIPModel(config).save_pretrained(path)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_preset_output_shapes(preset):
+    config = DualDenoisingConfig.from_pretrained(f"hub_configs/{preset}")
+    torch.manual_seed(0)
+    model = DualDenoisingModel(config)
+    pc = config.point_config
+    points = torch.rand(2, pc.num_points, 3) * 2 - 1
+    out = model(points, image_embeds=torch.randn(2, config.embed_dim), output_hidden_states=True)
+    assert out.loss.shape == ()
+    assert out.predicted_patches.shape == out.target_patches.shape == (2, pc.num_groups, pc.group_size, 3)
+    assert out.predicted_features.shape == (2, config.embed_dim)
+    assert out.last_hidden_state.shape == (2, 1 + pc.num_groups, pc.hidden_size)
+    assert len(out.hidden_states) == pc.num_hidden_layers
+    model.eval()
+    with torch.no_grad():
+        feats = model.get_point_features(points, num_noise_samples=2, generator=seeded())
+    assert feats.shape == (2, config.embed_dim)
+    torch.testing.assert_close(feats.norm(dim=-1), torch.ones(2))
+
+
+@pytest.mark.parametrize("objective", ["dual_denoising", "contrastive"])
+def test_overfits_a_fixed_batch(objective):
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(objective=objective))
+    inputs = tester.get_inputs()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(30):
+        loss = model(**inputs, generator=seeded(1)).loss  # same noise every step: a fixed problem to fit
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < 0.3 * losses[0], losses
+
+
+def test_pointdae_groups_follow_the_design():
+    """FPS on the clean cloud; noisy centres at the same indices; kNN in each cloud; targets P_0 + c_0 - c_t."""
+    config = tester.get_config()
+    pc = config.point_config
+    model = DualDenoisingModel(config)
+    inputs = tester.get_inputs()
+    captured = {}
+    model.patch_embedding.register_forward_hook(lambda m, args, out: captured.update(patches=args[0]))
+    out = model(**inputs, generator=seeded(3))
+    x0, xt = inputs["points"].numpy().astype(np.float64), out.noisy_points.detach().numpy().astype(np.float64)
+    sigmas = config.point_noise_max_sigma * out.point_timesteps.numpy() / (config.point_noise_steps - 1)
+    for b in range(tester.batch_size):
+        eps = (xt[b] - x0[b]) / sigmas[b]  # the corruption is x_t = x_0 + sigma_t eps with eps ~ N(0, I)
+        assert abs(eps.mean()) < 0.2 and abs(eps.std() - 1) < 0.15
+        idx = numpy_fps(x0[b], pc.num_groups)
+        np.testing.assert_array_equal(out.center_indices[b].numpy(), idx)
+        c0, ct = x0[b][idx], xt[b][idx]
+        for g in range(pc.num_groups):
+            near_clean = np.argsort(((x0[b] - c0[g]) ** 2).sum(1))[: pc.group_size]
+            near_noisy = np.argsort(((xt[b] - ct[g]) ** 2).sum(1))[: pc.group_size]
+            np.testing.assert_allclose(  # targets: the clean patch relative to the noisy centre
+                out.target_patches[b, g].detach().numpy(), x0[b][near_clean] - c0[g] + (c0[g] - ct[g]), atol=1e-5
+            )
+            np.testing.assert_allclose(  # encoder input: the noisy patch relative to the noisy centre
+                captured["patches"][b, g].detach().numpy(), xt[b][near_noisy] - ct[g], atol=1e-5
+            )
+
+
+@pytest.mark.parametrize("stop_gradient", [True, False])
+def test_stop_gradient(stop_gradient):
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(denoiser_stop_gradient=stop_gradient))
+    model(**tester.get_inputs(), generator=seeded()).feature_loss.backward()
+    encoder_grads = [
+        p.grad for name, p in model.named_parameters()
+        if name.startswith(("encoder.", "patch_embedding.", "position_embedding."))
+    ]
+    total = sum(float(g.abs().sum()) for g in encoder_grads if g is not None)
+    if stop_gradient:
+        assert total == 0.0
+    else:
+        assert total > 0.0
+    assert model.denoiser.input_proj.weight.grad.abs().sum() > 0
+
+
+def test_masking_path_trains():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(mask_ratio=0.5))
+    out = model(**tester.get_inputs(), generator=seeded())
+    assert out.last_hidden_state.shape[1] == 1 + 8  # [CLS] + the visible half of 16 groups
+    out.loss.backward()
+    assert model.decoder.mask_token.grad.abs().sum() > 0
+
+
+class TestGetPointFeatures:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls):
+        torch.manual_seed(0)
+        return DualDenoisingModel(tester.get_config()).eval()
+
+    def test_seeded_generator_is_reproducible(self, model):
+        points = tester.get_inputs()["points"]
+        a = model.get_point_features(points, num_noise_samples=4, num_inference_steps=3, generator=seeded(5))
+        b = model.get_point_features(points, num_noise_samples=4, num_inference_steps=3, generator=seeded(5))
+        c = model.get_point_features(points, num_noise_samples=4, num_inference_steps=3, generator=seeded(6))
+        assert torch.equal(a, b) and not torch.equal(a, c)
+
+    @pytest.mark.parametrize("num_chains", [1, 8])
+    @pytest.mark.parametrize("num_steps", [1, 10])
+    def test_encoder_runs_once(self, model, num_chains, num_steps):
+        calls = []
+        handle = model.encoder.register_forward_hook(lambda *args: calls.append(1))
+        try:
+            out = model.get_point_features(tester.get_inputs()["points"], num_chains, num_steps, generator=seeded())
+        finally:
+            handle.remove()
+        assert out.shape == (tester.batch_size, tester.embed_dim)
+        assert len(calls) == 1
+
+    def test_chains_are_averaged_after_normalisation(self, model):
+        """K chains in one batch equal K separate single-chain runs with the same noise."""
+        points = tester.get_inputs()["points"][:1]
+        many = model.get_point_features(points, num_noise_samples=3, num_inference_steps=2, generator=seeded(9))
+        noise = torch.randn(3, tester.embed_dim, generator=seeded(9))
+        singles = []
+        for k in range(3):
+            sample = noise[k : k + 1]
+            context = model.denoiser.project_context(model.encode(points))
+            for t in model.scheduler.set_timesteps(2).tolist():
+                out = model.denoiser(sample, torch.tensor([t]), context)
+                sample = model.scheduler.step(out, t, sample)
+            singles.append(torch.nn.functional.normalize(sample, dim=-1))
+        expected = torch.nn.functional.normalize(torch.cat(singles).mean(0, keepdim=True), dim=-1)
+        torch.testing.assert_close(many, expected, atol=1e-5, rtol=1e-5)
+
+    def test_gradient_wrt_points(self, model):
+        points = tester.get_inputs()["points"].requires_grad_(True)
+        feats = model.get_point_features(points, num_noise_samples=4, num_inference_steps=2, generator=seeded())
+        feats[:, 0].sum().backward()
+        assert torch.isfinite(points.grad).all() and points.grad.abs().sum() > 0
+
+    def test_inference_point_noise(self, model):
+        points = tester.get_inputs()["points"]
+        a = model.get_point_features(points, 2, inference_point_noise_level=300, generator=seeded())
+        b = model.get_point_features(points, 2, generator=seeded())
+        assert a.shape == b.shape and not torch.allclose(a, b)
+
+    def test_bad_input(self, model):
+        points = tester.get_inputs()["points"]
+        with pytest.raises(ValueError, match="NaN"):
+            model.get_point_features(torch.where(points > 0.99, float("nan"), points))
+        with pytest.raises(ValueError, match="at least 16 are needed"):
+            model.get_point_features(points[:, :10])
+        with pytest.raises(ValueError, match="channels"):
+            model.get_point_features(torch.cat([points, points], -1))
+        with pytest.raises(ValueError, match="needs image"):
+            model.train()(points)
+
+
+class TestScheduler:
+    @pytest.mark.parametrize("schedule", ["squaredcos_cap_v2", "linear"])
+    def test_closed_form(self, schedule):
+        s = DualDenoisingFeatureScheduler(1000, schedule, "sample")
+        t = np.arange(1000)
+        if schedule == "linear":
+            expect = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+        else:
+            f = lambda u: np.cos((u / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
+            expect = np.cumprod(1 - np.minimum(1 - f(t + 1) / f(t), 0.999))
+        np.testing.assert_allclose(s.alphas_cumprod.numpy(), expect, rtol=1e-10)
+        z0, eps, tau = torch.randn(4, 8), torch.randn(4, 8), torch.tensor([0, 10, 500, 999])
+        abar = torch.tensor(expect[tau.numpy()], dtype=torch.float32)[:, None]
+        torch.testing.assert_close(s.add_noise(z0, eps, tau), abar.sqrt() * z0 + (1 - abar).sqrt() * eps)
+
+    def test_timesteps_and_exact_denoising(self):
+        s = DualDenoisingFeatureScheduler(1000, "squaredcos_cap_v2", "epsilon")
+        assert s.set_timesteps(1).tolist() == [999]
+        assert s.set_timesteps(10).tolist() == list(range(999, 0, -100))
+        # with the true noise as the model output, DDIM (eta 0) walks back to z0 exactly
+        z0, eps = torch.randn(2, 8, dtype=torch.float64), torch.randn(2, 8, dtype=torch.float64)
+        sample = s.add_noise(z0, eps, torch.tensor([999, 999]))
+        for t in s.timesteps.tolist():
+            sample = s.step(eps, t, sample)
+        torch.testing.assert_close(sample, z0)
+
+
+class TestSaveLoad:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def saved(cls, tmp_path_factory):
+        tmp = tmp_path_factory.mktemp("saved")
+        model = DualDenoisingModel.from_teacher(tiny_clip(tmp), tester.get_config())
+        model.train()(**tester.get_inputs(), generator=seeded())  # move BatchNorm statistics off their init
+        model.eval()
+        path = tmp / "model"
+        model.save_pretrained(path)
+        return model, path
+
+    def test_reload_identical(self, saved):
+        model, path = saved
+        loaded = DualDenoisingModel.from_pretrained(path).eval()
+        buffers, loaded_buffers = dict(model.named_buffers()), dict(loaded.named_buffers())
+        assert buffers.keys() == loaded_buffers.keys()
+        for name, value in buffers.items():
+            assert torch.equal(value, loaded_buffers[name]), name
+        for name, value in model.state_dict().items():
+            assert torch.equal(value, loaded.state_dict()[name]), name
+        points = tester.get_inputs()["points"]
+        torch.testing.assert_close(
+            loaded.get_point_features(points, generator=seeded()), model.get_point_features(points, generator=seeded()),
+            rtol=0, atol=0,
+        )
+        assert not any(p.requires_grad for p in loaded.text_model.parameters())
+        assert (path / "model.safetensors").is_file()
+
+    def test_auto_model_and_bfloat16(self, saved):
+        model, path = saved
+        auto = AutoModel.from_pretrained(path)
+        assert isinstance(auto, DualDenoisingModel)
+        half = DualDenoisingModel.from_pretrained(path, dtype=torch.bfloat16).eval()
+        points = tester.get_inputs()["points"]
+        with torch.no_grad():
+            out = half.get_point_features(points.bfloat16(), generator=seeded())
+            ref = model.get_point_features(points, generator=seeded())
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+        assert torch.nn.functional.cosine_similarity(out, ref).min() > 0.98
+
+    def test_text_tower_is_the_teachers(self, saved, tmp_path):
+        model, _ = saved
+        teacher = CLIPModel.from_pretrained(tiny_clip(tmp_path))
+        ids = torch.tensor([[5, 6, 7, 2], [8, 9, 2, 1]])
+        mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+        expected = teacher.get_text_features(input_ids=ids, attention_mask=mask).pooler_output
+        torch.testing.assert_close(model.get_text_features(ids, mask), expected)
+        torch.testing.assert_close(model.logit_scale, teacher.logit_scale)
+        logits = model.zero_shot_logits(tester.get_inputs()["points"], expected, generator=seeded())
+        assert logits.shape == (tester.batch_size, 2)
+
+    def test_remote_code_in_a_fresh_interpreter(self, saved, tmp_path):
+        model, path = saved
+        points = tester.get_inputs()["points"]
+        expected = model.get_point_features(points, generator=seeded())
+        torch.save({"points": points, "expected": expected}, tmp_path / "io.pt")
+        script = textwrap.dedent(f"""
+            import sys, torch
+            from transformers import AutoModel
+            model = AutoModel.from_pretrained({str(path)!r}, trust_remote_code=True).eval()
+            io = torch.load({str(tmp_path / "io.pt")!r})
+            out = model.get_point_features(io["points"], generator=torch.Generator().manual_seed(0))
+            assert "dual_denoising" not in sys.modules, "the package was imported"
+            print(type(model).__module__, float((out - io["expected"]).abs().max()))
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        module, diff = result.stdout.split()
+        assert module.startswith("transformers_modules") and float(diff) == 0.0
+        assert json.loads((path / "config.json").read_text())["auto_map"]["AutoModel"].startswith("modeling_")
+
+
+def test_gradient_checkpointing_matches():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config())
+    inputs = tester.get_inputs()
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(**inputs, generator=seeded(2)).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.train()
+    ref_loss, ref_grads = loss_and_grads()
+    model.activation_checkpointing_enable()
+    assert model.encoder.layers[0].gradient_checkpointing
+    loss, grads = loss_and_grads()
+    torch.testing.assert_close(loss, ref_loss)
+    assert grads.keys() == ref_grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], atol=1e-6, rtol=1e-5)
+
+
+def test_config_validation_messages():
+    with pytest.raises(Exception, match="divisible by denoiser_config.num_feature_tokens"):
+        tester.get_config(embed_dim=63)
+    with pytest.raises(Exception, match="objective must be one of"):
+        tester.get_config(objective="mae")
+    with pytest.raises(Exception, match="group_size"):
+        DualDenoisingConfig(point_config=dict(num_points=8, group_size=16, num_groups=4))
