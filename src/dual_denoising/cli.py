@@ -13,7 +13,9 @@ import sys
 
 from . import __version__
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "dual_denoising.importers",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
