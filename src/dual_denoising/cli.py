@@ -14,7 +14,9 @@ import sys
 from . import __version__
 
 COMMAND_MODULES: list[str] = [
+    "dual_denoising.inference",
     "dual_denoising.importers",
+    "dual_denoising.synthshapes",
 ]
 
 
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # weight-loading bars are noise on a command line
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
