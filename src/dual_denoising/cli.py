@@ -15,6 +15,7 @@ from . import __version__
 
 COMMAND_MODULES: list[str] = [
     "dual_denoising.inference",
+    "dual_denoising.evaluation",
     "dual_denoising.importers",
     "dual_denoising.synthshapes",
 ]

@@ -1,0 +1,569 @@
+"""Zero-shot evaluation of a 3D encoder on a labelled point-cloud dataset, clean and under attack (design section 8).
+
+    from dual_denoising.evaluation import evaluate_zero_shot
+    results = evaluate_zero_shot(model, load_triples(folder, split="test"), tokenizer=tokenizer,
+                                 attacks=default_attacks(1024, eot_samples=8), num_noise_samples=8)
+    results["clean"]["top1"], results["attacks"]["pgd_linf"]["robust_accuracy"]
+
+or from the command line (writes report.json, report.md and PNG plots):
+
+    dual-denoising evaluate --model DIR --dataset DIR --split test --attacks pgd_linf,pgd_l2,drop,add --eot 8 --out DIR
+
+Rows need `points` `(N, 3)` (N may vary) and a `ClassLabel` `label`. Every cloud is resampled to the model's
+`config.point_config.num_points` (farthest point sampling from index 0 when it has more points, its points repeated
+in order when it has fewer: deterministic) and normalised to the unit sphere. Class embeddings come from the class
+names through the model's text tower and tokenizer (`prompts.encode_class_names`), or are passed in.
+
+Randomness: the clean and the robust predictions draw the model's noise from one seeded stream, the attacks from
+another, so robust accuracy is measured with fresh draws, never with the attack's own. Under several processes (an
+`accelerate.Accelerator`) each process takes a shard and its own streams; `gather_for_metrics` collects the logits
+without the padding duplicates, and the metrics (`evaluate` modules shipped in `dual_denoising/metrics`, loaded by
+path, so offline) are computed on the gathered whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .attacks import DEFENSES, PGDLinf, PointCloudAttack, ZeroShotClassifier, default_attacks
+from .data import normalize_points, resample_points
+from .prompts import DEFAULT_TEMPLATES, encode_class_names
+
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+REPORT_FILES = ("report.json", "report.md", "accuracy_vs_eps.png", "per_class_accuracy.png", "confusion_matrix.png")
+DEFAULT_EPS_SWEEP = (0.0, 0.01, 0.02, 0.05)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------------------------------------
+def load_metric(name: str):
+    """An `evaluate` metric shipped in `dual_denoising/metrics/<name>` (`zero_shot_accuracy`, `attack_success_rate`),
+    loaded by path (works offline) and kept in memory (no cache files, so processes never contend for one)."""
+    import evaluate
+
+    path = METRICS_DIR / name
+    if not (path / f"{name}.py").is_file():
+        available = sorted(p.name for p in METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
+        raise ValueError(f"no metric {name!r} in {METRICS_DIR}; available: {available}")
+    return evaluate.load(str(path), keep_in_memory=True)
+
+
+def prepare_points(clouds: Sequence[np.ndarray | torch.Tensor], num_points: int) -> torch.Tensor:
+    """Model-ready float32 clouds `(B, num_points, 3)`: each `(N_i, 3+)` cloud is resampled (FPS from index 0 when
+    N_i > num_points, its points repeated in order when fewer) and normalised to the unit sphere. Deterministic;
+    clouds of equal size share one batched FPS call. Only xyz is kept."""
+    arrays = [np.asarray(c.detach().cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float32) for c in clouds]
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for index, cloud in enumerate(arrays):
+        if cloud.ndim != 2 or cloud.shape[-1] < 3:
+            raise ValueError(f"every cloud must be (N, 3); cloud {index} has shape {cloud.shape}")
+        by_size[cloud.shape[0]].append(index)
+    out: list[np.ndarray] = [None] * len(arrays)  # type: ignore[list-item]
+    for members in by_size.values():
+        stacked = np.stack([arrays[i][:, :3] for i in members])  # (b, N, 3)
+        resampled = normalize_points(resample_points(stacked, num_points, "fps", pad="repeat"))
+        for row, index in enumerate(members):
+            out[index] = resampled[row]
+    return torch.from_numpy(np.stack(out))
+
+
+def class_embeddings(
+    model, class_names: Sequence[str], tokenizer, templates: str | Sequence[str] = DEFAULT_TEMPLATES
+) -> torch.Tensor:
+    """Zero-shot class embeddings `(C, D)` from the model's frozen text tower (`prompts.encode_class_names`)."""
+    if getattr(model, "text_model", None) is None:
+        raise ValueError(
+            "this model has no text tower to embed the class names with; pass class embeddings computed with the "
+            "teacher CLIP (class_embeds=, or --class-embeds FILE on the command line)"
+        )
+    device = next(model.parameters()).device
+    return encode_class_names(model.get_text_features, tokenizer, list(class_names), templates, device=device)
+
+
+def _generator(seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator for one stream (seed, process, purpose): independent streams from one user seed. (CPU, so a
+    seed draws the same numbers on any device; the model moves its draws to the input's device.)"""
+    state = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def _describe(defense) -> dict | str | None:
+    """A defence for the report: its class and fields (dataclasses), else its repr."""
+    if defense is None:
+        return None
+    if dataclasses.is_dataclass(defense):
+        return {"name": type(defense).__name__, **dataclasses.asdict(defense)}
+    return repr(defense)
+
+
+def _is_stochastic(model) -> bool:
+    return getattr(getattr(model, "config", None), "objective", None) != "contrastive"
+
+
+class _Batches:
+    """Collate dataset rows into `(points (B, num_points, 3), labels (B,))`."""
+
+    def __init__(self, num_points: int):
+        self.num_points = num_points
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        points = prepare_points([row["points"] for row in rows], self.num_points)
+        labels = torch.as_tensor([int(row["label"]) for row in rows], dtype=torch.long)
+        return points, labels
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_zero_shot(
+    model,
+    dataset,
+    *,
+    class_embeds: torch.Tensor | None = None,
+    tokenizer=None,
+    class_names: Sequence[str] | None = None,
+    templates: str | Sequence[str] = DEFAULT_TEMPLATES,
+    attacks: Mapping[str, PointCloudAttack] | None = None,
+    linf_eps_sweep: Sequence[float] = (),
+    defense=None,
+    num_noise_samples: int | None = None,
+    num_inference_steps: int | None = None,
+    batch_size: int = 16,
+    max_samples: int | None = None,
+    seed: int = 0,
+    top_k: int = 5,
+    accelerator=None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Zero-shot accuracy of `model` on a labelled dataset, clean and under each attack.
+
+    Args:
+        model: a `DualDenoisingModel` (either objective) or any module with `get_point_features` (and, unless
+            `class_embeds` is given, `get_text_features` and `text_model`); put in eval mode here.
+        dataset: a `datasets.Dataset` with `points` `(N, 3)` and a `ClassLabel` `label`.
+        class_embeds: `(C, D)` class embeddings; default: the class names through the model's text tower, with
+            `tokenizer` (the teacher's) and `templates`.
+        class_names: default: the dataset's `label` names.
+        attacks: `{name: attack}` (e.g. `attacks.default_attacks(num_points, eot_samples=R)`); none by default.
+        linf_eps_sweep: radii at which robust accuracy under PGD-Linf is also measured (the `pgd_linf` attack's other
+            parameters, or `PGDLinf`'s defaults); 0 is the clean accuracy; a radius equal to the `pgd_linf` attack's
+            reuses its result.
+        defense: optional purification applied before the model (`attacks.SRSDefense`, `attacks.SORDefense`).
+        num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model config's).
+        max_samples: evaluate on this many rows, drawn with `seed` (a shuffled subset keeps the classes mixed).
+        seed: seeds the model's noise and the attacks (separate streams per process and purpose).
+        top_k: the k of the top-k accuracy (5).
+        accelerator: an `accelerate.Accelerator` to shard the rows over processes; results are gathered, so every
+            process returns the same dictionary.
+    Returns:
+        A JSON-ready dict: `clean` (top1, top{k}, per_class_accuracy {name: acc or None}, confusion_matrix),
+        `attacks` ({name: params, robust_accuracy, attack_success_rate, per_class_accuracy, confusion_matrix, ...}),
+        `pgd_linf_eps_sweep` ([{eps, accuracy}]), and the settings (num_samples, class_names, feature_kwargs, ...).
+    """
+    from torch.utils.data import DataLoader
+
+    start = time.perf_counter()
+    if "points" not in dataset.column_names or "label" not in dataset.column_names:
+        raise ValueError(f"the dataset needs 'points' and 'label' columns; it has {dataset.column_names}")
+    if class_names is None:
+        label_feature = dataset.features["label"]
+        if not hasattr(label_feature, "names"):
+            raise ValueError("the dataset's 'label' column is not a ClassLabel; pass class_names=[...]")
+        class_names = list(label_feature.names)
+    if max_samples is not None and max_samples < len(dataset):
+        dataset = dataset.shuffle(seed=seed).select(range(max_samples))
+    dataset = dataset.select_columns(["points", "label"]).with_format("numpy")
+
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    model.to(device).eval()
+    if class_embeds is None:
+        if tokenizer is None:
+            raise ValueError("pass class_embeds=(C, D) or the teacher's tokenizer to embed the class names with")
+        class_embeds = class_embeddings(model, class_names, tokenizer, templates)
+    if class_embeds.shape[0] != len(class_names):
+        raise ValueError(f"class_embeds has {class_embeds.shape[0]} rows; the dataset has {len(class_names)} classes")
+    feature_kwargs = {}
+    if _is_stochastic(model):
+        feature_kwargs = {"num_noise_samples": num_noise_samples, "num_inference_steps": num_inference_steps}
+        feature_kwargs = {k: v for k, v in feature_kwargs.items() if v is not None}
+    classifier = ZeroShotClassifier(model, class_embeds.to(device), defense=defense, **feature_kwargs)
+
+    attacks = dict(attacks or {})
+    sweep = sorted({float(e) for e in linf_eps_sweep})
+    base_linf = attacks.get("pgd_linf", PGDLinf())
+    sweep_attacks = {
+        eps: dataclasses.replace(base_linf, eps=eps) for eps in sweep
+        if eps > 0 and not ("pgd_linf" in attacks and math.isclose(eps, attacks["pgd_linf"].eps))
+    }
+
+    num_points = model.config.point_config.num_points
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_Batches(num_points))
+    rank = 0
+    if accelerator is not None:
+        loader = accelerator.prepare_data_loader(loader, device_placement=False)
+        rank = accelerator.process_index
+    noise_stream, attack_stream = _generator(seed, rank, 0), _generator(seed, rank, 1)
+    is_main = accelerator is None or accelerator.is_main_process
+
+    collected: dict[str, list[torch.Tensor]] = defaultdict(list)
+    seconds: dict[str, float] = defaultdict(float)
+    for points, labels in tqdm(loader, desc="zero-shot eval", disable=not (show_progress and is_main), leave=False):
+        points, labels = points.to(device), labels.to(device)
+        tic = time.perf_counter()
+        logits = {"clean": classifier(points, generator=noise_stream)}
+        seconds["clean"] += time.perf_counter() - tic
+        runs = [(name, attack) for name, attack in attacks.items()]
+        runs += [(f"pgd_linf@{eps:g}", attack) for eps, attack in sweep_attacks.items()]
+        for name, attack in runs:
+            tic = time.perf_counter()
+            adversarial = attack(classifier, points, labels, generator=attack_stream)
+            logits[name] = classifier(adversarial, generator=noise_stream)  # fresh draws, not the attack's
+            seconds[name] += time.perf_counter() - tic
+        batch = {"labels": labels, **{k: v.float() for k, v in logits.items()}}
+        if accelerator is not None:
+            batch = accelerator.gather_for_metrics(batch)
+        for key, value in batch.items():
+            collected[key].append(value.cpu())
+
+    if not collected:
+        raise ValueError("the dataset is empty: nothing to evaluate")
+    gathered = {key: torch.cat(values) for key, values in collected.items()}
+    labels = gathered.pop("labels")
+    accuracy_metric, success_metric = load_metric("zero_shot_accuracy"), load_metric("attack_success_rate")
+
+    def accuracy(scores: torch.Tensor) -> dict:
+        result = accuracy_metric.compute(
+            predictions=scores.numpy(), references=labels.numpy(), top_k=top_k, num_classes=len(class_names)
+        )
+        result["per_class_accuracy"] = dict(zip(class_names, result["per_class_accuracy"]))
+        return result
+
+    clean_predictions = gathered["clean"].argmax(dim=1)
+    results: dict[str, Any] = {
+        "num_samples": len(labels),
+        "class_names": class_names,
+        "num_points": num_points,
+        "objective": getattr(getattr(model, "config", None), "objective", None),
+        "stochastic": classifier.stochastic,
+        "feature_kwargs": feature_kwargs,
+        "logit_scale": classifier.logit_scale,
+        "defense": _describe(defense),
+        "seed": seed,
+        "clean": accuracy(gathered["clean"]),
+        "attacks": {},
+        "pgd_linf_eps_sweep": [],
+    }
+    for name, attack in attacks.items():
+        scores = gathered[name]
+        robust = success_metric.compute(
+            predictions=scores.argmax(dim=1).numpy(), references=labels.numpy(),
+            clean_predictions=clean_predictions.numpy(),
+        )
+        results["attacks"][name] = {"params": attack.params(), **robust, **accuracy(scores), "seconds": seconds[name]}
+    for eps in sweep:
+        if eps == 0:
+            top1 = results["clean"]["top1"]
+        elif eps in sweep_attacks:
+            top1 = accuracy(gathered[f"pgd_linf@{eps:g}"])["top1"]
+        else:
+            top1 = results["attacks"]["pgd_linf"]["top1"]
+        results["pgd_linf_eps_sweep"].append({"eps": eps, "accuracy": top1})
+    results["seconds"] = {"total": time.perf_counter() - start, **seconds}
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reports and plots
+# ----------------------------------------------------------------------------------------------------------------------
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _attack_summary(params: dict) -> str:
+    skip = {"attack", "seed", "loss"}
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items() if k not in skip)
+
+
+def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: str = "Zero-shot evaluation") -> None:
+    """`report.md`: settings, clean top-1/top-k, robust accuracy and success rate per attack, per-class accuracy."""
+    clean = results["clean"]
+    top_k_key = next(k for k in clean if k.startswith("top") and k != "top1")
+    lines = [f"# {title}", ""]
+    for key in ("model", "dataset", "split"):
+        if key in results:
+            lines.append(f"- {key}: `{results[key]}`")
+    lines += [
+        f"- samples: {results['num_samples']}, classes: {len(results['class_names'])}, "
+        f"points per cloud: {results['num_points']}",
+        f"- objective: {results['objective']}, stochastic: {results['stochastic']}, "
+        f"feature kwargs: {results['feature_kwargs'] or 'config defaults'}, seed: {results['seed']}",
+    ]
+    if results.get("defense"):
+        lines.append(f"- defence: {results['defense']}")
+    lines += ["", "## Clean accuracy", "", f"| top-1 (%) | top-{top_k_key[3:]} (%) |", "|---:|---:|",
+              f"| {_pct(clean['top1'])} | {_pct(clean[top_k_key])} |", ""]
+    attacks = results.get("attacks", {})
+    if attacks:
+        lines += ["## Robustness", "",
+                  "Robust accuracy is measured with fresh model noise (not the attack's draws). The success rate is "
+                  "the share of clean-correct samples the attack turns wrong.", "",
+                  "| attack | parameters | robust accuracy (%) | attack success rate (%) | seconds |",
+                  "|---|---|---:|---:|---:|"]
+        for name, entry in attacks.items():
+            lines.append(
+                f"| {name} | {_attack_summary(entry['params'])} | {_pct(entry['robust_accuracy'])} | "
+                f"{_pct(entry['attack_success_rate'])} | {entry['seconds']:.1f} |"
+            )
+        if results["stochastic"] and any(e["params"].get("eot_samples", 1) == 1 for e in attacks.values()):
+            lines += ["", "**Warning:** the model is stochastic and some attacks ran without EOT (eot_samples=1); "
+                      "their numbers are not robustness numbers (design section 8)."]
+        lines.append("")
+    if results.get("pgd_linf_eps_sweep"):
+        lines += ["## PGD-Linf accuracy against epsilon", "", "| eps | accuracy (%) |", "|---:|---:|"]
+        lines += [f"| {row['eps']:g} | {_pct(row['accuracy'])} |" for row in results["pgd_linf_eps_sweep"]]
+        lines.append("")
+    columns = ["clean", *attacks]
+    lines += ["## Per-class accuracy (%)", "", "| class | " + " | ".join(columns) + " |",
+              "|---|" + "---:|" * len(columns)]
+    for name in results["class_names"]:
+        values = [clean["per_class_accuracy"][name], *(attacks[a]["per_class_accuracy"][name] for a in attacks)]
+        lines.append(f"| {name} | " + " | ".join(_pct(v) for v in values) + " |")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def save_plots(results: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
+    """PNG plots (matplotlib, Agg): `accuracy_vs_eps.png` (when PGD-Linf was swept), `per_class_accuracy.png` (clean
+    and under each attack; horizontal bars beyond 12 classes), `confusion_matrix.png` (clean, and under PGD-Linf
+    when it ran, on one colour scale). Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    written = []
+    class_names = results["class_names"]
+    num_classes = len(class_names)
+
+    if results.get("pgd_linf_eps_sweep"):
+        sweep = results["pgd_linf_eps_sweep"]
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        ax.plot([r["eps"] for r in sweep], [100 * r["accuracy"] for r in sweep], marker="o")
+        ax.set(xlabel="PGD-Linf epsilon (unit-sphere coordinates)", ylabel="top-1 accuracy (%)", ylim=(0, 100),
+               title=f"Accuracy under PGD-Linf ({results['objective']})")
+        params = results.get("attacks", {}).get("pgd_linf", {}).get("params")
+        if params:
+            eot = f", EOT {params['eot_samples']}" if results["stochastic"] else ""
+            ax.text(0.98, 0.95, f"{params['steps']} steps{eot}, {results['num_samples']} samples",
+                    transform=ax.transAxes, ha="right", va="top", fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(out_dir / "accuracy_vs_eps.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+
+    series = {"clean": results["clean"]["per_class_accuracy"]}
+    series.update({name: entry["per_class_accuracy"] for name, entry in results.get("attacks", {}).items()})
+    width = 0.8 / len(series)
+    positions = np.arange(num_classes)
+    offsets = [(i - (len(series) - 1) / 2) * width for i in range(len(series))]
+    title = "Per-class accuracy, clean and under attack"
+    if num_classes <= 12:  # classes along x
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * num_classes * len(series) ** 0.5 + 3), 3.8))
+        for offset, (name, per_class) in zip(offsets, series.items()):
+            ax.bar(positions + offset, [100 * (per_class[c] or 0.0) for c in class_names], width, label=name)
+        rotate = num_classes > 6
+        ax.set_xticks(positions, class_names, rotation=45 if rotate else 0, ha="right" if rotate else "center")
+        ax.set(ylabel="top-1 accuracy (%)", ylim=(0, 104), title=title)
+    else:  # many classes: one row per class, read top to bottom
+        fig, ax = plt.subplots(figsize=(8, 0.12 * num_classes * len(series) + 1.5))
+        for offset, (name, per_class) in zip(offsets, series.items()):
+            ax.barh(positions + offset, [100 * (per_class[c] or 0.0) for c in class_names], width, label=name)
+        ax.set_yticks(positions, class_names)
+        ax.set_ylim(num_classes - 0.5, -0.5)  # first class on top, no empty margin
+        ax.set(xlabel="top-1 accuracy (%)", xlim=(0, 104), title=title)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    written.append(out_dir / "per_class_accuracy.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    # the clean confusion matrix, and where PGD-Linf sends the samples when it was run
+    panels = [("clean", results["clean"]["confusion_matrix"])]
+    if "pgd_linf" in results.get("attacks", {}):
+        panels.append(("under PGD-Linf", results["attacks"]["pgd_linf"]["confusion_matrix"]))
+    rotate = num_classes > 6
+    side = max(3.5, 0.3 * num_classes + 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (side + 0.8), side), squeeze=False)
+    vmax = max(max(max(row) for row in matrix) for _, matrix in panels) or 1
+    for ax, (label, matrix) in zip(axes[0], panels):
+        confusion = np.asarray(matrix)
+        image = ax.imshow(confusion, cmap="Blues", vmin=0, vmax=vmax)
+        ax.set_xticks(range(num_classes), class_names, rotation=90 if rotate else 0)
+        ax.set_yticks(range(num_classes), class_names)
+        ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix ({label})")
+        if num_classes <= 20:
+            for (i, j), count in np.ndenumerate(confusion):
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                        color="white" if count > vmax / 2 else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    written.append(out_dir / "confusion_matrix.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------------
+def _comma_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _comma_list(text)]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from err
+
+
+def _load_class_embeds(path: str | Path) -> torch.Tensor:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class embeddings file {path} does not exist")
+    if path.suffix == ".npy":
+        return torch.from_numpy(np.load(path)).float()
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        if len(tensors) != 1:
+            raise ValueError(f"{path} must hold exactly one tensor (C, D); it holds {sorted(tensors)}")
+        return next(iter(tensors.values())).float()
+    return torch.load(path, map_location="cpu", weights_only=True).float()
+
+
+def _accelerator():
+    """An Accelerator that also runs multi-process on CPU-only machines (`torchrun` / `accelerate launch`)."""
+    from accelerate import Accelerator
+
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    return Accelerator(cpu=not has_accelerator)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """The `evaluate` subcommand."""
+    from .data import load_triples
+    from .modeling_dual_denoising import DualDenoisingModel
+
+    out_dir = Path(args.out)
+    existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them")
+    model_dir = Path(args.model)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json)")
+    dataset = load_triples(args.dataset, split=args.split)
+
+    model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer, class_embeds = None, None
+    if args.class_embeds:
+        class_embeds = _load_class_embeds(args.class_embeds)
+    else:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"{model_dir} holds no tokenizer to embed the class names with ({err.__class__.__name__}); save the "
+                "teacher's tokenizer there (tokenizer.save_pretrained(DIR)) or pass --class-embeds FILE"
+            ) from err
+
+    num_points = model.config.point_config.num_points
+    attacks = default_attacks(num_points, eot_samples=args.eot, seed=args.seed, names=_comma_list(args.attacks))
+    sweep = args.linf_eps_sweep if "pgd_linf" in attacks else []
+    defense = DEFENSES[args.defense]() if args.defense != "none" else None
+
+    accelerator = _accelerator()
+    results = evaluate_zero_shot(
+        model, dataset, class_embeds=class_embeds, tokenizer=tokenizer, attacks=attacks, linf_eps_sweep=sweep,
+        defense=defense, num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,
+        batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, accelerator=accelerator,
+        show_progress=not args.no_progress,
+    )
+    if accelerator.is_main_process:
+        results = {"model": str(model_dir), "dataset": str(args.dataset), "split": args.split, **results}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_markdown_report(results, out_dir / "report.md")
+        save_plots(results, out_dir)
+        summary = [f"clean top-1 {_pct(results['clean']['top1'])}%"]
+        summary += [f"{n} {_pct(e['robust_accuracy'])}%" for n, e in results["attacks"].items()]
+        print(f"{results['num_samples']} samples: " + ", ".join(summary) + f"; report in {out_dir}")
+    accelerator.wait_for_everyone()
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add `evaluate` to the `dual-denoising` command line."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="zero-shot accuracy of a model, clean and under adversarial attacks",
+        description=(
+            "Zero-shot classification of a labelled triples split with a saved model, clean and under white-box "
+            "attacks (EOT for stochastic models). Writes report.json, report.md and PNG plots to --out. Runs on "
+            "several processes under torchrun / accelerate launch."
+        ),
+    )
+    parser.add_argument("--model", required=True, metavar="DIR", help="saved DualDenoisingModel folder")
+    parser.add_argument("--dataset", required=True, metavar="DIR", help="triples folder with a 'label' column")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and plots")
+    parser.add_argument("--overwrite", action="store_true", help="replace the reports an existing --out holds")
+    parser.add_argument(
+        "--attacks", default="pgd_linf,pgd_l2,drop,add",
+        help="comma-separated attacks among pgd_linf, pgd_l2, drop, add, or 'none' (default: all four)",
+    )
+    parser.add_argument("--eot", type=int, default=4, metavar="R",
+                        help="noise draws averaged per attack gradient for stochastic models (default: 4)")
+    parser.add_argument("--num-noise-samples", type=int, default=None, metavar="K", help="default: the model's")
+    parser.add_argument("--num-inference-steps", type=int, default=None, metavar="S", help="default: the model's")
+    parser.add_argument("--linf-eps-sweep", type=_float_list, default=list(DEFAULT_EPS_SWEEP), metavar="E1,E2",
+                        help="PGD-Linf radii for the accuracy-against-epsilon plot (default: 0,0.01,0.02,0.05)")
+    parser.add_argument("--defense", choices=["none", *DEFENSES], default="none",
+                        help="input purification before the model (default: none)")
+    parser.add_argument("--class-embeds", metavar="FILE", default=None,
+                        help="(C, D) class embeddings (.pt, .npy, .safetensors) instead of the model's text tower")
+    parser.add_argument("--max-samples", type=int, default=None, metavar="N", help="a seeded random subset of N rows")
+    parser.add_argument("--batch-size", type=int, default=16, help="clouds per batch (default: 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds model noise and attacks (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_evaluate)
+
+
+__all__ = [
+    "evaluate_zero_shot",
+    "load_metric",
+    "prepare_points",
+    "class_embeddings",
+    "write_markdown_report",
+    "save_plots",
+    "run_evaluate",
+    "register_cli",
+]
