@@ -357,3 +357,15 @@ def test_config_validation_messages():
         tester.get_config(objective="mae")
     with pytest.raises(Exception, match="group_size"):
         DualDenoisingConfig(point_config=dict(num_points=8, group_size=16, num_groups=4))
+
+
+def test_generator_list_makes_clouds_independent_of_their_batch():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config()).eval()
+    points = tester.get_inputs()["points"]
+    batched = model.get_point_features(points, 4, 2, generator=[seeded(7) for _ in range(len(points))])
+    for b in range(len(points)):
+        alone = model.get_point_features(points[b : b + 1], 4, 2, generator=[seeded(7)])
+        torch.testing.assert_close(batched[b : b + 1], alone, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one per cloud"):
+        model.get_point_features(points, generator=[seeded(7)])

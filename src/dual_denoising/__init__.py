@@ -10,6 +10,7 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_dual_denoising import DualDenoisingConfig, DualDenoisingDenoiserConfig, DualDenoisingPointConfig
 from .modeling_dual_denoising import DualDenoisingModel, DualDenoisingModelOutput, DualDenoisingPreTrainedModel
+from .pipeline_dual_denoising import ZeroShot3DClassificationPipeline  # registers "zero-shot-3d-classification"
 
 AutoConfig.register(DualDenoisingConfig.model_type, DualDenoisingConfig, exist_ok=True)
 AutoConfig.register(DualDenoisingPointConfig.model_type, DualDenoisingPointConfig, exist_ok=True)
@@ -26,4 +27,5 @@ __all__ = [
     "DualDenoisingModel",
     "DualDenoisingModelOutput",
     "DualDenoisingPreTrainedModel",
+    "ZeroShot3DClassificationPipeline",
 ]

@@ -186,5 +186,26 @@ class DualDenoisingConfig(PreTrainedConfig):
                 f"({self.text_config.projection_dim})"
             )
 
+    # A saved model folder lists its pipeline under `custom_pipelines`: that is how `trust_remote_code=True` users
+    # get it. But transformers' `pipeline()` then demands trust_remote_code even where this package is installed and
+    # has registered the task itself. So the entry is saved as is, and hidden while installed code provides the task.
+    @property
+    def custom_pipelines(self) -> dict:
+        from transformers.pipelines import PIPELINE_REGISTRY
+
+        saved = self.__dict__.get("_custom_pipelines", {})
+        return {task: spec for task, spec in saved.items() if task not in PIPELINE_REGISTRY.supported_tasks}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value: dict | None) -> None:
+        self.__dict__["_custom_pipelines"] = dict(value or {})
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        saved = output.pop("_custom_pipelines", None)
+        if saved:
+            output["custom_pipelines"] = saved
+        return output
+
 
 __all__ = ["DualDenoisingConfig", "DualDenoisingPointConfig", "DualDenoisingDenoiserConfig"]

@@ -599,8 +599,12 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             output.hidden_states = None
         return output if return_dict else output.to_tuple()
 
-    def _randn(self, shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Gaussian noise drawn on the generator's device (so a seed gives the same draw on CPU and GPU)."""
+    def _randn(self, shape, like: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None):
+        """Gaussian noise drawn on the generator's device (so a seed gives the same draw on CPU and GPU). With a list
+        of generators (one per cloud, as diffusers pipelines take them), each draws its cloud's contiguous rows."""
+        if isinstance(generator, (list, tuple)):
+            rows = shape[0] // len(generator)
+            return torch.cat([self._randn((rows, *shape[1:]), like, g) for g in generator])
         device = generator.device if generator is not None else like.device
         return torch.randn(shape, generator=generator, device=device, dtype=torch.float32).to(like.device, like.dtype)
 
@@ -723,7 +727,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         points: torch.Tensor,
         num_noise_samples: int | None = None,
         num_inference_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         inference_point_noise_level: int | None = None,
     ) -> torch.Tensor:
         """Parallel noise inference: the L2-normalised 3D embedding `(B, D)` in the teacher's space.
@@ -737,7 +741,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             points: `(B, N, C)` clouds on the unit sphere.
             num_noise_samples: K (default `config.num_noise_samples`).
             num_inference_steps: S (default `config.num_inference_steps`).
-            generator: makes the result reproducible.
+            generator: makes the result reproducible; a list of B generators (one per cloud) makes each cloud's result
+                independent of the others in the batch.
             inference_point_noise_level: t_in (default `config.inference_point_noise_level`); > 0 adds point noise at
                 that level, one draw per chain (the encoder then runs on B * K clouds).
         """
@@ -754,6 +759,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         if num_chains < 1:
             raise ValueError(f"num_noise_samples must be >= 1; got {num_chains}")
         batch_size = points.shape[0]
+        if isinstance(generator, (list, tuple)) and len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch_size} clouds; pass one per cloud")
 
         if noise_level > 0:  # input smoothing: one point-noise draw per chain, the encoder sees B * K clouds
             repeated = points.repeat_interleave(num_chains, dim=0)

@@ -1,0 +1,212 @@
+"""`pipeline("zero-shot-3d-classification")`, embeddings, retrieval and the CLI (issue 6), in the manner of
+transformers' pipeline tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import CLIPConfig, CLIPModel, pipeline
+
+import dual_denoising  # noqa: F401  (registers the task)
+from dual_denoising import DualDenoisingModel
+from dual_denoising.cli import main as cli_main
+from dual_denoising.inference import cosine_top_k, embed_point_clouds
+from dual_denoising.pipeline_dual_denoising import TASK, ZeroShot3DClassificationPipeline
+from dual_denoising.prompts import encode_class_names
+from dual_denoising.teacher import train_caption_tokenizer
+
+from .test_modeling import tester
+
+LABELS = ["chair", "table", "lamp", "night_stand"]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A tiny model with a consistent tiny teacher (text tower + BPE tokenizer), saved through the pipeline."""
+    tmp = tmp_path_factory.mktemp("pipe")
+    tokenizer = train_caption_tokenizer(
+        [f"a 3d model of a {w}." for w in ["chair", "table", "lamp", "night stand", "sofa", "cup"]] * 4,
+        vocab_size=300, model_max_length=16,
+    )
+    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                  patch_size=8)
+    torch.manual_seed(0)
+    teacher = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=tester.embed_dim))
+    model = DualDenoisingModel.from_teacher(teacher, tester.get_config()).eval()
+    path = tmp / "model"
+    ZeroShot3DClassificationPipeline(model=model, tokenizer=tokenizer).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier(saved_model):
+    return pipeline(TASK, model=str(saved_model))
+
+
+@pytest.fixture
+def clouds():
+    g = np.random.default_rng(0)
+    return [g.uniform(-1, 1, (n, 3)).astype(np.float32) * s for n, s in [(300, 1.0), (150, 3.0), (2000, 0.5)]]
+
+
+def test_scores_sum_to_one_and_are_sorted(classifier, clouds):
+    result = classifier(clouds[0], candidate_labels=LABELS)
+    assert sorted(r["label"] for r in result) == sorted(LABELS)
+    scores = [r["score"] for r in result]
+    assert scores == sorted(scores, reverse=True)
+    assert abs(sum(scores) - 1) < 1e-5
+    assert len(set(scores)) > 1, "a consistent teacher gives the labels different scores"
+
+
+def test_single_batched_and_array_inputs_agree(classifier, clouds):
+    singles = [classifier(c, candidate_labels=LABELS) for c in clouds]
+    batched = classifier(clouds, candidate_labels=LABELS, batch_size=2)
+    assert len(batched) == 3
+    stacked = classifier(np.stack([clouds[0], clouds[0]]), candidate_labels=LABELS)  # (B, N, 3)
+    torch_in = classifier(torch.from_numpy(clouds[1]), candidate_labels=LABELS)
+    for single, batch in zip(singles, batched):
+        assert [r["label"] for r in single] == [r["label"] for r in batch]
+        np.testing.assert_allclose([r["score"] for r in single], [r["score"] for r in batch], atol=1e-5)
+    assert stacked[0] == stacked[1]
+    assert [r["label"] for r in torch_in] == [r["label"] for r in singles[1]]
+
+
+def test_seeded_by_default_and_seed_argument(classifier, clouds):
+    a = classifier(clouds[0], candidate_labels=LABELS)
+    b = classifier(clouds[0], candidate_labels=LABELS)
+    assert a == b
+    c = classifier(clouds[0], candidate_labels=LABELS, seed=3, num_noise_samples=1)
+    assert [r["score"] for r in c] != [r["score"] for r in a]
+
+
+def test_templates_and_label_cache(classifier, clouds):
+    one = classifier(clouds[0], candidate_labels=LABELS, hypothesis_template="a {}.")
+    many = classifier(clouds[0], candidate_labels=LABELS, hypothesis_template=["a {}.", "a 3d model of a {}."])
+    assert len(one) == len(many) == 4 and [r["score"] for r in one] != [r["score"] for r in many]
+    calls = []
+    original = classifier.model.get_text_features
+    classifier.model.get_text_features = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        classifier(clouds[0], candidate_labels=["sofa", "cup"])
+        classifier(clouds[1], candidate_labels=["sofa", "cup"])
+    finally:
+        classifier.model.get_text_features = original
+    assert len(calls) == 1
+
+
+def test_precomputed_text_embeds(classifier, clouds):
+    embeds = encode_class_names(classifier.model.get_text_features, classifier.tokenizer, LABELS)
+    direct = classifier(clouds[0], candidate_labels=LABELS)
+    given = classifier(clouds[0], candidate_labels=LABELS, text_embeds=embeds.numpy())
+    assert [r["label"] for r in given] == [r["label"] for r in direct]
+    np.testing.assert_allclose([r["score"] for r in given], [r["score"] for r in direct], atol=1e-5)
+
+
+def test_file_path_gives_the_same_answer(classifier, clouds, tmp_path):
+    np.save(tmp_path / "cloud.npy", clouds[0])
+    np.savetxt(tmp_path / "cloud.xyz", clouds[0])
+    from_array = classifier(clouds[0], candidate_labels=LABELS)
+    for name in ("cloud.npy", "cloud.xyz"):
+        from_file = classifier(str(tmp_path / name), candidate_labels=LABELS)
+        assert [r["label"] for r in from_file] == [r["label"] for r in from_array]
+        np.testing.assert_allclose([r["score"] for r in from_file], [r["score"] for r in from_array], atol=1e-5)
+
+
+def test_bad_inputs(classifier, clouds, tmp_path):
+    bad = clouds[0].copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        classifier(bad, candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="has 2 points"):
+        classifier(clouds[0][:2], candidate_labels=LABELS)
+    with pytest.raises(ValueError, match=r"\(N, 3\) or \(N, 6\)"):
+        classifier(np.zeros((100, 4), np.float32), candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="candidate_labels is empty"):
+        classifier(clouds[0], candidate_labels=[])
+    with pytest.raises(FileNotFoundError):
+        classifier(str(tmp_path / "missing.ply"), candidate_labels=LABELS)
+    (tmp_path / "broken.ply").write_text("this is not a ply file")
+    with pytest.raises(ValueError, match="broken.ply"):
+        classifier(str(tmp_path / "broken.ply"), candidate_labels=LABELS)
+
+
+def test_trust_remote_code_in_a_fresh_interpreter(saved_model, classifier, clouds, tmp_path):
+    np.save(tmp_path / "cloud.npy", clouds[0])
+    expected = classifier(clouds[0], candidate_labels=LABELS)
+    script = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        from transformers import pipeline
+        pipe = pipeline({TASK!r}, model={str(saved_model)!r}, trust_remote_code=True)
+        out = pipe(np.load({str(tmp_path / "cloud.npy")!r}), candidate_labels={LABELS!r})
+        assert "dual_denoising" not in sys.modules, "the package was imported"
+        print(json.dumps(out))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["label"] for r in remote] == [r["label"] for r in expected]
+    np.testing.assert_allclose([r["score"] for r in remote], [r["score"] for r in expected], atol=1e-6)
+
+
+def test_embeddings_and_retrieval(saved_model, classifier, clouds):
+    model = classifier.model
+    database = embed_point_clouds(model, clouds, batch_size=2)
+    assert database.shape == (3, tester.embed_dim)
+    np.testing.assert_allclose(np.linalg.norm(database, axis=1), 1, atol=1e-5)
+    scores, indices = cosine_top_k(database, database, k=2)
+    assert (indices[:, 0] == np.arange(3)).all() and np.allclose(scores[:, 0], 1, atol=1e-5)
+    text = encode_class_names(model.get_text_features, classifier.tokenizer, LABELS)
+    scores, indices = cosine_top_k(database, text, k=4)  # 3D -> text ranks labels as the pipeline does
+    ranked = [LABELS[i] for i in indices[0]]
+    assert ranked == [r["label"] for r in classifier(clouds[0], candidate_labels=LABELS)]
+
+
+class TestCLI:
+    def test_classify_table_and_json(self, saved_model, clouds, tmp_path, capsys):
+        np.save(tmp_path / "a.npy", clouds[0])
+        assert cli_main(["classify", str(tmp_path / "a.npy"), "--labels", *LABELS, "--model", str(saved_model),
+                         "--top-k", "2"]) == 0
+        out = capsys.readouterr().out
+        assert "a.npy" in out and len(out.strip().splitlines()) == 3
+        assert cli_main(["classify", str(tmp_path / "a.npy"), "--labels", *LABELS, "--model", str(saved_model),
+                         "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert len(result[str(tmp_path / "a.npy")]) == 4
+
+    def test_embed_npy_and_parquet(self, saved_model, clouds, tmp_path):
+        files = []
+        for i, cloud in enumerate(clouds):
+            np.save(tmp_path / f"{i}.npy", cloud)
+            files.append(str(tmp_path / f"{i}.npy"))
+        assert cli_main(["embed", *files, "--out", str(tmp_path / "e.npy"), "--model", str(saved_model)]) == 0
+        assert np.load(tmp_path / "e.npy").shape == (3, tester.embed_dim)
+        assert (tmp_path / "e.txt").read_text().split() == files
+        assert cli_main(["embed", *files, "--out", str(tmp_path / "e.parquet"), "--model", str(saved_model)]) == 0
+        assert cli_main(["embed", *files, "--out", str(tmp_path / "e.npy"), "--model", str(saved_model)]) == 1
+
+    @pytest.mark.parametrize(
+        "args, message",
+        [
+            (["classify", "MISSING.ply", "--labels", "a"], "no such file"),
+            (["classify", "{bad}", "--labels", "a"], "cannot be read"),
+            (["classify", "{good}", "--labels", " "], "--labels is empty"),
+            (["embed", "{good}", "--out", "x.csv"], "must end in .npy or .parquet"),
+        ],
+    )
+    def test_errors_are_one_line(self, saved_model, clouds, tmp_path, capsys, args, message):
+        np.save(tmp_path / "good.npy", clouds[0])
+        (tmp_path / "bad.ply").write_text("not a mesh")
+        args = [a.format(bad=tmp_path / "bad.ply", good=tmp_path / "good.npy") for a in args]
+        assert cli_main([*args, "--model", str(saved_model)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
