@@ -1,0 +1,1157 @@
+"""Pretraining with Accelerate: Dual Denoising (or the ULIP baseline) distilled from a frozen CLIP teacher.
+
+    accelerate launch examples/pretrain.py --dataset data/synthshapes --teacher teacher/ --preset tiny --output_dir out
+    dual-denoising pretrain --dataset ... (the same options; `python examples/pretrain.py --help` lists them)
+
+A run, in order:
+  1. loads a triples dataset (`data.load_triples`: a local folder or a Hub id, `--streaming` optional); when the
+     frozen-teacher columns `image_embeds`/`text_embeds` are missing and `--teacher` is given, they are computed first
+     (`teacher.precompute_features`, written into the folder, timed in the log);
+  2. builds the model from a preset (`--preset`, a `hub_configs` folder), a config (`--config`) or a saved model
+     (`--model_name_or_path`); with `--teacher` through `DualDenoisingModel.from_teacher`, so the model carries the
+     teacher's frozen text tower and the final folder its tokenizer;
+  3. trains with AdamW (no weight decay on biases, norms and learned tokens), a transformers `get_scheduler` schedule
+     with warm-up, gradient accumulation, gradient clipping and mixed precision;
+  4. evaluates zero-shot accuracy on a labelled split every `--eval_steps` and at the end (seen / unseen classes
+     when the dataset metadata records them);
+  5. saves `accelerator.save_state` to `output_dir/checkpoint-{step}` every `--checkpointing_steps`, keeping the newest
+     `--checkpoints_total_limit`; `--resume_from_checkpoint latest|PATH` restores the step, model, optimizer,
+     scheduler, every RNG and the position in the data;
+  6. writes the final model with `ZeroShot3DClassificationPipeline(...).save_pretrained(output_dir)` (3D tower,
+     denoiser, text tower, tokenizer, pipeline code), a model card and `train_results.json`; `--push_to_hub`
+     uploads that folder.
+
+Step counting. A *step* is one optimizer update of all processes together (after gradient accumulation). The
+scheduler is built for `max_train_steps` updates and stepped by hand once per update
+(`step_scheduler_with_optimizer=False`), so the schedule is the same whatever the number of processes.
+
+Exact resumption. The data order is a pure function of (seed, epoch) (accelerate's seedable sampler), and the
+augmentations and view/caption picks of a row a pure function of (seed, epoch, row index), independent of the
+process, the DataLoader worker and the resume point. The model's noise comes from torch's global RNG, which
+`save_state` saves and `load_state` restores per process, and the DataLoader's own seed draws come from a private
+generator, so nothing else consumes it. A resumed map-style run therefore ends with the same weights as an
+uninterrupted one. With `--streaming` the position in the stream is restored, the augmentation draws are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from huggingface_hub import ModelCard, ModelCardData, create_repo, upload_folder
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from .configuration_dual_denoising import DualDenoisingConfig
+from .data import (
+    EMBED_COLUMNS,
+    METADATA_FILE,
+    PointCloudTransform,
+    TriplesCollator,
+    load_triples,
+    load_triples_metadata,
+    prepare_dataset,
+    ulip_augmentations,
+)
+from .evaluation import class_embeddings, evaluate_zero_shot
+from .modeling_dual_denoising import DualDenoisingModel
+from .prompts import DEFAULT_TEMPLATES
+
+logger = get_logger(__name__)
+
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "hub_configs"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+TRAIN_RESULTS_FILE = "train_results.json"
+# learned tokens and scales that AdamW must not decay (biases and norm weights are caught by `ndim < 2`)
+NO_DECAY_PARAMETERS = ("cls_token", "cls_position", "mask_token", "token_embedding", "logit_scale")
+# what `--push_to_hub` leaves out of the upload: resumable states and debug logs
+PUSH_IGNORE_PATTERNS = ["checkpoint-*", "debug/*"]
+
+
+def _help(text: str, **kwargs) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class PretrainingArguments:
+    """Every option of a pretraining run; `examples/pretrain.py` and `dual-denoising pretrain` expose them all."""
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    dataset: str = _help("triples dataset: a local folder written by save_triples or a Hub dataset id")
+    output_dir: str = _help("where checkpoints, logs, the final model and its model card are written")
+    train_split: str = _help("split to train on", default="train")
+    eval_split: str | None = _help("labelled split for zero-shot evaluation ('none' to skip)", default="test")
+    streaming: bool = _help("stream the dataset instead of reading it into memory (needs --max_train_steps)",
+                            default=False)
+    shuffle_buffer_size: int = _help("shuffle buffer (rows) for --streaming", default=1000)
+    train_on_seen_classes: bool = _help(
+        "train only on the metadata's seen_classes (the unseen-category protocol)", default=False
+    )
+    max_train_samples: int | None = _help("use only the first N training rows (debugging, quick runs)", default=None)
+    max_eval_samples: int | None = _help(
+        "evaluate on N rows of the eval split (a seeded random subset)", default=None
+    )
+    augmentations: Literal["ulip", "none"] = _help("training point augmentations", default="ulip")
+    up_axis: Literal["x", "y", "z"] = _help("up axis of the clouds, for the rotation augmentation", default="y")
+    dataloader_num_workers: int = _help("DataLoader worker processes (0 reads in the training process)", default=0)
+    # -- teacher and model ----------------------------------------------------------------------------------------
+    teacher: str | None = _help(
+        "CLIP teacher (folder or Hub id): frozen text tower and tokenizer of the saved model; also computes missing "
+        "image_embeds/text_embeds", default=None
+    )
+    preset: str | None = _help(
+        "model preset: a hub_configs folder name (tiny, small, base-8k); the default when neither --config nor "
+        "--model_name_or_path is given", default=None
+    )
+    config: str | None = _help("model config: a config.json, a folder holding one, or a Hub id", default=None)
+    model_name_or_path: str | None = _help("continue from a saved DualDenoisingModel (folder or Hub id)", default=None)
+    objective: Literal["dual_denoising", "contrastive"] | None = _help(
+        "training objective (default: the config's): the method or the ULIP direct-alignment baseline", default=None
+    )
+    config_overrides: str | None = _help(
+        'JSON merged into the config, e.g. \'{"mask_ratio": 0.6, "point_config": {"drop_path_rate": 0.0}}\'',
+        default=None,
+    )
+    gradient_checkpointing: bool = _help("recompute block activations in the backward pass", default=False)
+    # -- optimisation ---------------------------------------------------------------------------------------------
+    per_device_train_batch_size: int = _help("clouds per process and forward pass", default=32)
+    per_device_eval_batch_size: int = _help("clouds per forward pass in evaluation", default=64)
+    gradient_accumulation_steps: int = _help("forward passes per optimizer update", default=1)
+    learning_rate: float = _help("peak learning rate", default=5e-4)
+    weight_decay: float = _help("AdamW weight decay (not applied to biases, norms, learned tokens)", default=0.05)
+    adam_beta1: float = _help("AdamW beta1", default=0.9)
+    adam_beta2: float = _help("AdamW beta2", default=0.999)
+    adam_epsilon: float = _help("AdamW epsilon", default=1e-8)
+    max_grad_norm: float = _help("clip the global gradient norm to this (0 disables)", default=1.0)
+    num_train_epochs: int = _help("passes over the training split (ignored when --max_train_steps is set)",
+                                  default=10)
+    max_train_steps: int | None = _help("optimizer updates in total (overrides --num_train_epochs)", default=None)
+    lr_scheduler_type: str = _help(
+        "transformers scheduler name: linear, cosine, cosine_with_restarts, polynomial, constant, "
+        "constant_with_warmup, ...", default="cosine"
+    )
+    num_warmup_steps: int | None = _help("warm-up updates (default: --warmup_ratio of the updates)", default=None)
+    warmup_ratio: float = _help("warm-up as a fraction of the updates, when --num_warmup_steps is not set",
+                                default=0.05)
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = _help(
+        "mixed precision (default: the accelerate config's, else no)", default=None
+    )
+    seed: int = _help("seed of the model initialisation, the data order, the augmentations and the noise", default=0)
+    # -- evaluation -----------------------------------------------------------------------------------------------
+    eval_steps: int | None = _help("evaluate every N updates (always at the end when there is an eval split)",
+                                   default=None)
+    eval_num_noise_samples: int | None = _help("K chains of parallel noise inference in evaluation (default: the "
+                                               "config's)", default=None)
+    eval_num_inference_steps: int | None = _help("S denoising steps in evaluation (default: the config's)",
+                                                 default=None)
+    # -- logging, checkpoints, Hub --------------------------------------------------------------------------------
+    logging_steps: int = _help("log the losses and learning rate every N updates", default=10)
+    report_to: Literal["auto", "tensorboard", "none"] = _help(
+        "tracker: tensorboard, none, or auto (tensorboard when installed); without one, logs are printed",
+        default="auto",
+    )
+    checkpointing_steps: int | None = _help("save a resumable state every N updates", default=None)
+    checkpoints_total_limit: int | None = _help("keep only the newest N checkpoints", default=None)
+    resume_from_checkpoint: str | None = _help("'latest' (newest checkpoint-* in output_dir) or a checkpoint folder",
+                                               default=None)
+    push_to_hub: bool = _help("upload the final folder (not the checkpoints) to the Hub", default=False)
+    hub_model_id: str | None = _help("Hub repository to push to (default: the output folder's name)", default=None)
+    hub_private_repo: bool = _help("create the Hub repository as private", default=False)
+    # -- debugging ------------------------------------------------------------------------------------------------
+    debug_log_samples: bool = _help("write the shape_ids every process trains on to output_dir/debug/", default=False)
+    debug_kill_after_checkpoint: int | None = _help(
+        "SIGKILL the run right after writing checkpoint-N (to test resumption)", default=None
+    )
+
+    def __post_init__(self):
+        sources = [name for name in ("preset", "config", "model_name_or_path") if getattr(self, name)]
+        if len(sources) > 1:
+            raise ValueError(f"give one of --preset, --config, --model_name_or_path; got {', '.join(sources)}")
+        if not sources:
+            self.preset = "tiny"
+        if self.eval_split is not None and self.eval_split.lower() == "none":
+            self.eval_split = None
+        if self.streaming and self.max_train_steps is None:
+            raise ValueError("--streaming has no epoch length: give --max_train_steps")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                     "logging_steps", "num_train_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("max_train_steps", "eval_steps", "checkpointing_steps", "checkpoints_total_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1 when given; got {getattr(self, name)}")
+        if self.debug_kill_after_checkpoint is not None and (
+            self.checkpointing_steps is None or self.debug_kill_after_checkpoint % self.checkpointing_steps
+        ):
+            raise ValueError("--debug_kill_after_checkpoint must be a multiple of --checkpointing_steps")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------------
+def add_pretraining_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one `--option` per `PretrainingArguments` field (type, choices, default and help from the field)."""
+    hints = typing.get_type_hints(PretrainingArguments)
+    for spec in dataclasses.fields(PretrainingArguments):
+        kind = hints[spec.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        kwargs: dict[str, Any] = {"help": spec.metadata["help"]}
+        if spec.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = spec.default
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is Literal:
+            kwargs["choices"] = typing.get_args(kind)
+        else:
+            kwargs["type"] = kind
+        parser.add_argument(f"--{spec.name}", **kwargs)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> PretrainingArguments:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    return PretrainingArguments(**vars(add_pretraining_arguments(parser).parse_args(argv)))
+
+
+def register_cli(subparsers) -> None:
+    """Add `pretrain` to the `dual-denoising` command line."""
+    parser = subparsers.add_parser(
+        "pretrain", help="pretrain a Dual Denoising model (or the ULIP baseline) with Accelerate",
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_pretraining_arguments(parser)
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(namespace: argparse.Namespace) -> int:
+    values = {spec.name: getattr(namespace, spec.name) for spec in dataclasses.fields(PretrainingArguments)}
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    pretrain(PretrainingArguments(**values))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Model and optimizer
+# ----------------------------------------------------------------------------------------------------------------------
+def resolve_preset(name: str) -> Path:
+    """A preset name (`tiny`, `small`, `base-8k`) -> its `hub_configs` folder; an existing path is returned as is."""
+    if Path(name).exists():
+        return Path(name)
+    folder = PRESETS_DIR / name
+    if not (folder / "config.json").is_file():
+        known = sorted(p.parent.name for p in PRESETS_DIR.glob("*/config.json"))
+        raise ValueError(f"unknown preset {name!r}; presets are {known} (or pass --config PATH)")
+    return folder
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if nested else value
+    return merged
+
+
+def update_config(config: DualDenoisingConfig, overrides: dict) -> DualDenoisingConfig:
+    """A new config with `overrides` merged in (nested dicts for `point_config` / `denoiser_config`), validated."""
+    if not overrides:
+        return config
+    values = _merge(config.to_dict(), overrides)
+    for key in ("model_type", "architectures", "auto_map", "custom_pipelines", "transformers_version"):
+        values.pop(key, None)
+    return DualDenoisingConfig(**values)
+
+
+def load_model_config(args: PretrainingArguments) -> DualDenoisingConfig:
+    """The config of the model to train: from the preset/config/checkpoint, with --objective and --config_overrides."""
+    source = args.model_name_or_path or args.config or resolve_preset(args.preset)
+    overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    if args.objective is not None:
+        overrides["objective"] = args.objective
+    return update_config(DualDenoisingConfig.from_pretrained(str(source)), overrides)
+
+
+def _load_tokenizer(*sources: str | None):
+    from transformers import AutoTokenizer
+
+    for source in sources:
+        if source is None:
+            continue
+        try:
+            return AutoTokenizer.from_pretrained(source)
+        except (OSError, ValueError, TypeError):
+            continue
+    return None
+
+
+def build_model(
+    args: PretrainingArguments, config: DualDenoisingConfig, data_embed_dim: int | None
+) -> tuple[DualDenoisingModel, Any]:
+    """The model to train and the tokenizer the final folder carries (None when no teacher provides one).
+
+    With a teacher, the text tower, D and the logit scale come from it (`from_teacher`). Without one, D is taken from
+    the dataset's precomputed embeddings, which define the teacher space.
+    """
+    if args.teacher is None and data_embed_dim is not None and config.embed_dim != data_embed_dim:
+        if config.text_config is not None:
+            raise ValueError(
+                f"the model's text tower gives D={config.embed_dim}, the dataset's embeddings D={data_embed_dim}; "
+                "they come from different teachers"
+            )
+        logger.info(f"embed_dim {config.embed_dim} -> {data_embed_dim}, the size of the dataset's teacher embeddings")
+        config = update_config(config, {"embed_dim": data_embed_dim})
+    if args.model_name_or_path:
+        model = DualDenoisingModel.from_pretrained(args.model_name_or_path, config=config, dtype=torch.float32)
+        if args.teacher is not None and model.text_model is None:
+            trained = model.state_dict()
+            model = DualDenoisingModel.from_teacher(args.teacher, config)
+            missing, unexpected = model.load_state_dict(trained, strict=False)
+            if unexpected or any(not key.startswith("text_model.") for key in missing):
+                raise ValueError(
+                    f"{args.model_name_or_path} does not fit the teacher: missing {missing}, unexpected {unexpected}"
+                )
+    elif args.teacher is not None:
+        model = DualDenoisingModel.from_teacher(args.teacher, config)
+    else:
+        model = DualDenoisingModel(config)
+    if data_embed_dim is not None and model.config.embed_dim != data_embed_dim:
+        raise ValueError(
+            f"the teacher's embedding size is {model.config.embed_dim} but the dataset's image_embeds/text_embeds "
+            f"have D={data_embed_dim}: recompute them with this teacher (dual-denoising precompute-features)"
+        )
+    tokenizer = _load_tokenizer(args.model_name_or_path, args.teacher)
+    if tokenizer is None and model.text_model is not None:
+        logger.warning("no tokenizer found: the saved model will need text_embeds=... for zero-shot classification")
+    return model, tokenizer
+
+
+def freeze_unused_parameters(model: DualDenoisingModel) -> None:
+    """Freeze what no loss of this configuration reaches, so DDP/FSDP do not wait for gradients that never come: the
+    logit scale is trained by the contrastive objective only, the decoder's mask token only with mask_ratio > 0."""
+    if model.config.objective != "contrastive":
+        model.logit_scale.requires_grad_(False)
+    if model.config.objective == "dual_denoising" and model.config.mask_ratio == 0:
+        model.decoder.mask_token.requires_grad_(False)
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on weight matrices only; biases, norm weights (`ndim < 2`) and the learned tokens
+    and scales of `NO_DECAY_PARAMETERS` are not decayed. Frozen parameters (the teacher's text tower) are left out."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim < 2 or name.rsplit(".", 1)[-1] in NO_DECAY_PARAMETERS:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def create_optimizer(model: torch.nn.Module, args: PretrainingArguments) -> torch.optim.AdamW:
+    return torch.optim.AdamW(
+        parameter_groups(model, args.weight_decay), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------------
+class SeededRows(torch.utils.data.Dataset):
+    """Training rows made model-ready with a random stream that is a pure function of (seed, epoch, row index).
+
+    The resampling, the augmentations and the pick of one view and one caption of a row do not depend on the process,
+    the DataLoader worker or the point a run was resumed from, so a resumed run sees exactly the batches of an
+    uninterrupted one. Call `set_epoch` before each pass.
+    """
+
+    def __init__(self, dataset: datasets.Dataset, transform: PointCloudTransform, seed: int):
+        self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _prepare(self, row: dict, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        row = self.transform(row, rng=rng)
+        for key in EMBED_COLUMNS:
+            embeds = row.get(key)
+            if embeds is None:
+                continue
+            embeds = embeds[None] if embeds.dim() == 1 else embeds
+            row[key] = embeds[int(rng.integers(len(embeds)))] if len(embeds) else None
+        return row
+
+    def __getitem__(self, index: int) -> dict:
+        return self._prepare(self.dataset[int(index)], int(index))
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        rows = self.dataset.__getitems__([int(i) for i in indices])
+        return [self._prepare(row, int(i)) for row, i in zip(rows, indices)]
+
+
+def _embed_dim(features: datasets.Features | None) -> int | None:
+    for key in EMBED_COLUMNS:
+        feature = (features or {}).get(key)
+        if feature is not None and getattr(feature, "shape", None):
+            return int(feature.shape[-1])
+    return None
+
+
+def _needed_embeddings(config: DualDenoisingConfig) -> set[str]:
+    """The embedding columns the objective reads (the baseline aligns with both, as ULIP does)."""
+    if config.objective == "contrastive":
+        return set(EMBED_COLUMNS)
+    return {f"{part}_embeds" for part in config.feature_target.split("+")}
+
+
+def _load_metadata(dataset: str) -> dict:
+    if Path(dataset).exists():
+        return load_triples_metadata(dataset)
+    try:  # a Hub dataset laid out like save_triples' folders
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(dataset, METADATA_FILE, repo_type="dataset")).read_text())
+    except Exception:  # noqa: BLE001  (no metadata file, offline, ...: the run goes on without it)
+        return {}
+
+
+def load_training_data(
+    args: PretrainingArguments, accelerator: Accelerator, needed: set[str]
+) -> tuple[Any, dict, dict | None]:
+    """The training split and the dataset's metadata, with the teacher embeddings computed first when they are
+    missing; the third value is what computing them cost (main process; None when nothing was computed)."""
+    split = _load_split(args.dataset, args.train_split, args.streaming)
+    missing = needed - set(split.column_names or ())
+    cost = None
+    if missing:
+        if args.teacher is None:
+            raise ValueError(
+                f"{args.dataset} has no {sorted(missing)} columns: pass --teacher CLIP_DIR to compute them, or run "
+                "`dual-denoising precompute-features` first"
+            )
+        if not Path(args.dataset).is_dir():
+            raise ValueError(f"teacher features can be added to a local folder only; {args.dataset} is not one")
+        from .teacher import precompute_features
+
+        if accelerator.is_main_process:
+            start = time.perf_counter()
+            record = precompute_features(args.dataset, args.teacher, device=accelerator.device, show_progress=False)
+            seconds = time.perf_counter() - start
+            rows = sum(load_triples_metadata(args.dataset).get("splits", {}).values())
+            cost = {"rows": rows, "seconds": seconds, "device": accelerator.device.type, "reused": record["reused"]}
+            logger.info(
+                f"teacher features: {'reused' if record['reused'] else 'computed'} for {rows} rows of {args.dataset} "
+                f"with {args.teacher} in {seconds:.1f} s ({rows / max(seconds, 1e-9):.1f} rows/s) on "
+                f"{accelerator.device}"
+            )
+        accelerator.wait_for_everyone()
+        split = _load_split(args.dataset, args.train_split, args.streaming)
+    return split, _load_metadata(args.dataset), cost
+
+
+def _load_split(dataset: str, split: str, streaming: bool = False) -> Any:
+    try:
+        return load_triples(dataset, split=split, streaming=streaming)
+    except (ValueError, KeyError) as error:  # datasets: 'Unknown split "x". Should be one of [...]'
+        raise ValueError(f"{dataset}: no split {split!r} ({error})") from None
+
+
+def _select_training_rows(split: Any, args: PretrainingArguments, metadata: dict) -> Any:
+    if args.train_on_seen_classes:
+        seen = metadata.get("seen_classes")
+        if not seen:
+            raise ValueError(f"--train_on_seen_classes: the metadata of {args.dataset} records no seen_classes")
+        names = split.features["label"].names
+        seen_ids = {names.index(name) for name in seen}
+        split = split.filter(lambda label: label in seen_ids, input_columns="label")
+    if args.max_train_samples is not None:
+        split = split.take(args.max_train_samples) if args.streaming else split.select(
+            range(min(args.max_train_samples, len(split)))
+        )
+    return split
+
+
+def make_train_dataloader(
+    split: Any, args: PretrainingArguments, config: DualDenoisingConfig, process_index: int
+) -> tuple[torch.utils.data.DataLoader, SeededRows | None]:
+    """The training DataLoader (shuffled, whole batches only) and, for map-style data, its `SeededRows`."""
+    point_config = config.point_config
+    with_colors = point_config.in_channels == 6
+    min_points = max(point_config.group_size, point_config.num_groups)
+    if args.streaming:
+        stream = split.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+        rows = prepare_dataset(
+            stream, point_config.num_points, train=True, up_axis=args.up_axis, min_points=min_points,
+            augmentations=None if args.augmentations == "none" else "ulip", with_colors=with_colors, seed=args.seed,
+        )
+        generator = torch.Generator().manual_seed(args.seed + process_index)
+        collator = TriplesCollator(generator=generator, return_shape_ids=args.debug_log_samples)
+        loader = torch.utils.data.DataLoader(
+            rows, batch_size=args.per_device_train_batch_size, collate_fn=collator, drop_last=True,
+            num_workers=args.dataloader_num_workers,
+        )
+        return loader, None
+    wanted = ["shape_id", "points", "label", *EMBED_COLUMNS, *(["colors"] if with_colors else [])]
+    split = split.select_columns([c for c in wanted if c in split.column_names]).with_format("numpy")
+    transform = PointCloudTransform(
+        point_config.num_points, min_points=min_points, random_start=True, with_colors=with_colors,
+        augmentations=ulip_augmentations(args.up_axis) if args.augmentations == "ulip" else None,
+    )
+    rows = SeededRows(split, transform, args.seed)
+    loader = torch.utils.data.DataLoader(
+        rows,
+        batch_size=args.per_device_train_batch_size,
+        shuffle=True,  # accelerate swaps in its seedable sampler: the order is a function of (seed, epoch)
+        drop_last=True,  # every step sees a full batch (BatchNorm, InfoNCE)
+        collate_fn=TriplesCollator("first", "first", return_shape_ids=args.debug_log_samples),
+        num_workers=args.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(args.seed),  # the loader's seed draws leave the global RNG alone
+    )
+    if len(loader) == 0:
+        raise ValueError(
+            f"{len(rows)} training rows are fewer than one batch of {args.per_device_train_batch_size}; lower "
+            "--per_device_train_batch_size"
+        )
+    return loader, rows
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Zero-shot evaluation (the computation is `evaluation.evaluate_zero_shot`)
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class ZeroShotEvaluation:
+    """What the run's zero-shot evaluation needs: a labelled split and one embedding per class of its `label`."""
+
+    dataset: datasets.Dataset
+    class_embeds: torch.Tensor  # (C, D)
+    class_embeds_source: str
+    seen_classes: list[str]
+    unseen_classes: list[str]
+
+
+def caption_prototypes(split: datasets.Dataset, num_classes: int, column: str = "text_embeds") -> torch.Tensor:
+    """Per-class mean of the normalised teacher embeddings of a labelled split, normalised again: `(C, D)`, NaN for
+    a class without rows. The class embeddings of a run without the teacher's text tower."""
+    sums, counts = None, torch.zeros(num_classes)
+    for batch in split.select_columns(["label", column]).with_format("numpy").iter(batch_size=256):
+        for label, embeds in zip(batch["label"], batch[column]):
+            embeds = torch.as_tensor(np.asarray(embeds, dtype=np.float32)).reshape(-1, np.shape(embeds)[-1])
+            if len(embeds) == 0:
+                continue
+            if sums is None:
+                sums = torch.zeros(num_classes, embeds.shape[-1])
+            sums[int(label)] += F.normalize(embeds, dim=-1).mean(0)
+            counts[int(label)] += 1
+    if sums is None:
+        raise ValueError(f"the training split holds no {column} to build class prototypes from")
+    prototypes = F.normalize(sums, dim=-1)
+    prototypes[counts == 0] = float("nan")
+    return prototypes
+
+
+def _keep_classes(split: datasets.Dataset, keep: list[int]) -> datasets.Dataset:
+    """The rows of the classes `keep`, relabelled `0 .. len(keep) - 1` (a ClassLabel of their names)."""
+    names = split.features["label"].names
+    new_label = {old: new for new, old in enumerate(keep)}
+    split = split.filter(lambda label: label in new_label, input_columns="label")
+    split = split.map(lambda label: {"label": new_label[label]}, input_columns="label")
+    return split.cast_column("label", datasets.ClassLabel(names=[names[i] for i in keep]))
+
+
+def make_evaluation(
+    args: PretrainingArguments, train_split: Any, metadata: dict, model: DualDenoisingModel, tokenizer
+) -> ZeroShotEvaluation | None:
+    """The zero-shot evaluation of this run, or None (with a log line) when the data cannot give one.
+
+    Class embeddings are the teacher's text embeddings of the prompt ensemble (`prompts.DEFAULT_TEMPLATES`) when the
+    model has a text tower and a tokenizer: zero-shot classification proper. Without them they are per-class means of
+    the training split's caption embeddings (`caption_prototypes`), a proxy that has no embedding for a class absent
+    from training: such classes are then left out of the candidates and of the scores. The eval split is read whole
+    (not streamed).
+    """
+    if args.eval_split is None:
+        return None
+    try:
+        split = _load_split(args.dataset, args.eval_split)
+    except ValueError as error:
+        logger.warning(f"{error}: no evaluation")
+        return None
+    if not isinstance(split.features.get("label"), datasets.ClassLabel):
+        logger.warning(f"split {args.eval_split!r} has no ClassLabel 'label' column: no evaluation")
+        return None
+    class_names = list(split.features["label"].names)
+    if model.text_model is not None and tokenizer is not None:
+        class_embeds = class_embeddings(model, class_names, tokenizer, DEFAULT_TEMPLATES)
+        source = f"teacher text tower, {len(DEFAULT_TEMPLATES)} prompt templates"
+    elif not args.streaming and "text_embeds" in train_split.column_names:
+        class_embeds = caption_prototypes(train_split, len(class_names))
+        source = "class means of the training captions' teacher embeddings (no text tower: not zero-shot proper)"
+        known = (~class_embeds.isnan().any(dim=1)).nonzero().squeeze(1).tolist()
+        if len(known) < len(class_names):
+            split, class_embeds = _keep_classes(split, known), class_embeds[known]
+    else:
+        logger.warning("no text tower + tokenizer and no caption embeddings to build class embeddings: no evaluation")
+        return None
+    return ZeroShotEvaluation(
+        split, class_embeds.float().cpu(), source,
+        list(metadata.get("seen_classes") or []), list(metadata.get("unseen_classes") or []),
+    )
+
+
+def summarize_zero_shot(results: dict, seen_classes: list[str], unseen_classes: list[str]) -> dict:
+    """Top-1 accuracy over all rows, and over the rows of the seen / unseen classes (every class stays a candidate),
+    from `evaluation.evaluate_zero_shot`'s clean confusion matrix (rows: true class)."""
+    confusion = np.asarray(results["clean"]["confusion_matrix"])
+    names = results["class_names"]
+    summary = {"accuracy": results["clean"]["top1"], "num_samples": results["num_samples"]}
+    for name, subset in (("seen", seen_classes), ("unseen", unseen_classes)):
+        ids = [names.index(c) for c in subset if c in names]
+        count = int(confusion[ids].sum()) if ids else 0
+        if count:
+            summary[f"{name}_accuracy"] = float(confusion[ids, ids].sum() / count)
+            summary[f"num_{name}_samples"] = count
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainerState:
+    """Where the run is, saved in every checkpoint (`accelerator.register_for_checkpointing`)."""
+
+    global_step: int = 0  # optimizer updates done
+    epoch: int = 0  # passes over the data begun
+    batches_in_epoch: int = 0  # batches of the current pass every process has consumed
+
+    def state_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, int(value))
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The complete `checkpoint-{step}` folders of a run, oldest first."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(resume_from_checkpoint: str, output_dir: str | Path) -> Path | None:
+    """`latest` -> the newest checkpoint of `output_dir` (None when there is none); a path -> that folder."""
+    if resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1] if checkpoints else None
+    path = Path(resume_from_checkpoint)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder")
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None) -> Path:
+    """`save_state` on every process (FSDP/DeepSpeed need it) into a staging folder that the main process renames to
+    `checkpoint-{step}` once every process is done, so `latest` never picks a half-written checkpoint; then the
+    oldest checkpoints beyond `total_limit` are removed (main process only). The output folder must be one that every
+    process sees (a shared filesystem across machines)."""
+    final, staging = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        for stale in output_dir.glob("checkpoint-*.partial"):  # left by a run killed while saving
+            shutil.rmtree(stale)
+        if total_limit is not None:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Final folder: model card, Hub upload
+# ----------------------------------------------------------------------------------------------------------------------
+def _is_hub_id(name: str | None) -> bool:
+    return bool(name) and not Path(name).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    return "\n".join(["| | |", "|---|---|", *(f"| {label} | {value} |" for label, value in rows)])
+
+
+def model_card(args: PretrainingArguments, config: DualDenoisingConfig, results: dict) -> ModelCard:
+    """A model card: YAML front matter (library, tags, pipeline tag), the architecture, data, budget and results."""
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="zero-shot-classification",
+        tags=["dual-denoising", "point-cloud", "3d", "zero-shot-3d-classification", "clip-distillation",
+              config.objective.replace("_", "-")],
+        license="apache-2.0",
+        datasets=[args.dataset] if _is_hub_id(args.dataset) else None,
+        base_model=args.teacher if _is_hub_id(args.teacher) else None,
+    )
+    pc, dc = config.point_config, config.denoiser_config
+    data, evaluation = results["data"], results.get("eval") or {}
+    denoising = config.objective == "dual_denoising"
+    if denoising:
+        method = ("Dual Denoising (Luo, Qu, Gao, arXiv 2407.00905): PointDAE on the points and a feature DDPM that "
+                  "turns noise into the teacher's CLIP feature, guided by the point tokens")
+    else:
+        method = ("the ULIP direct-alignment baseline (symmetric InfoNCE against the teacher's image and text "
+                  "embeddings)")
+    parts = "the 3D tower" + (", the feature denoiser" if denoising else "")
+    if results["self_contained"]:
+        contents = (f"The folder is self-contained for zero-shot classification: {parts}, the teacher's frozen text "
+                    "tower, its tokenizer and the pipeline code.")
+    else:
+        contents = (f"The folder holds {parts} and the pipeline code but no text tower + tokenizer: pass class "
+                    "embeddings from the teacher (`text_embeds=...`) to classify.")
+    model_rows = [
+        ("objective", f"`{config.objective}`"),
+        ("points per cloud (N)", pc.num_points),
+        ("groups x points per group (G x k)", f"{pc.num_groups} x {pc.group_size}"),
+        ("encoder (W, L_e, heads)", f"{pc.hidden_size}, {pc.num_hidden_layers}, {pc.num_attention_heads}"),
+        ("PointDAE decoder blocks (L_d)", pc.num_decoder_layers if denoising else "-"),
+        ("feature denoiser (width, L_f, M tokens)",
+         f"{dc.hidden_size}, {dc.num_hidden_layers}, {dc.num_feature_tokens}" if denoising else "-"),
+        ("teacher embedding size (D)", config.embed_dim),
+        ("inference (K chains, S steps)", f"{config.num_noise_samples}, {config.num_inference_steps}"),
+        ("trainable / total parameters", f"{results['trainable_parameters']:,} / {results['total_parameters']:,}"),
+    ]
+    budget_rows = [
+        ("optimizer updates", f"{results['global_step']} ({results['epoch']:.2f} epochs)"),
+        ("batch (per device x processes x accumulation)",
+         f"{args.per_device_train_batch_size} x {results['num_processes']} x "
+         f"{results['gradient_accumulation_steps']} = {results['total_batch_size']}"),
+        ("learning rate, schedule, warm-up",
+         f"{args.learning_rate:g}, {args.lr_scheduler_type}, {results['num_warmup_steps']} updates"),
+        ("AdamW weight decay, gradient clipping", f"{args.weight_decay:g}, {args.max_grad_norm:g}"),
+        ("mixed precision", results["mixed_precision"]),
+        ("wall time", f"{results['train_runtime_seconds']:.0f} s on {results['num_processes']} x {results['device']}"),
+        ("seed", args.seed),
+    ]
+    rows = f"{data.get('num_train_rows') or 'streamed'} rows"
+    if args.train_on_seen_classes:
+        rows += ", seen classes only"
+    cost = data.get("teacher_features_cost")
+    features = "" if not cost or cost["reused"] else (
+        f"; its embeddings of the {cost['rows']} rows were computed for this run in {cost['seconds']:.0f} s on "
+        f"{cost['device']}"
+    )
+    eval_rows = "\n".join(
+        f"| {label} | {_percent(evaluation.get(f'{key}accuracy'))} | {evaluation.get(f'num_{key}samples', 'n/a')} |"
+        for label, key in (("all classes", ""), ("seen classes", "seen_"), ("unseen classes", "unseen_"))
+    )
+    body = f"""
+# Dual Denoising point-cloud encoder ({config.objective})
+
+A 3D point-cloud encoder whose embeddings live in a frozen CLIP teacher's space, trained with {method}.
+{contents}
+
+```python
+import dual_denoising  # registers the model and the task
+from transformers import pipeline
+
+classifier = pipeline("zero-shot-3d-classification", model="{args.hub_model_id or 'path/to/this/folder'}")
+classifier("chair.ply", candidate_labels=["chair", "table", "lamp"])
+```
+
+## Model
+
+{_table(model_rows)}
+
+## Data
+
+- dataset: `{args.dataset}` (split `{args.train_split}`, {rows})
+- classes: {", ".join(data.get("classes") or []) or "n/a"}
+- seen classes: {", ".join(data.get("seen_classes") or []) or "-"}
+- unseen classes: {", ".join(data.get("unseen_classes") or []) or "-"}
+- teacher: `{args.teacher or "embeddings precomputed in the dataset"}`{features}
+
+## Training budget
+
+{_table(budget_rows)}
+
+## Evaluation
+
+Zero-shot top-1 on split `{args.eval_split}`; class embeddings: {evaluation.get("class_embeds_source", "n/a")}.
+
+| rows | accuracy | samples |
+|---|---|---|
+{eval_rows}
+"""
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
+def push_folder_to_hub(
+    folder: str | Path, repo_id: str, private: bool = False, commit_message: str | None = None
+) -> str:
+    """Create the Hub model repository if needed and upload `folder` without its checkpoints and debug logs."""
+    url = create_repo(repo_id, exist_ok=True, private=private)
+    repo_id = getattr(url, "repo_id", None) or repo_id
+    upload_folder(
+        repo_id=repo_id, folder_path=str(folder), ignore_patterns=PUSH_IGNORE_PATTERNS,
+        commit_message=commit_message or "Upload Dual Denoising model",
+    )
+    return repo_id
+
+
+def _full_model(accelerator: Accelerator, model: torch.nn.Module, keep_autocast: bool) -> DualDenoisingModel | None:
+    """The trained model with whole (unsharded) weights on the main process, None on the others. Under FSDP or
+    DeepSpeed the weights are gathered (a collective: every process must call this) into a fresh copy."""
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        state_dict = accelerator.get_state_dict(model)
+        if not accelerator.is_main_process:
+            return None
+        copy = DualDenoisingModel(accelerator.unwrap_model(model).config)
+        copy.load_state_dict(state_dict)
+        return copy.to(accelerator.device)
+    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=keep_autocast)
+    return unwrapped if accelerator.is_main_process else None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------------------------
+def _tracker(report_to: str) -> str | None:
+    from accelerate.utils import is_tensorboard_available
+
+    if report_to == "none":
+        return None
+    if not is_tensorboard_available():
+        if report_to == "tensorboard":
+            raise ValueError("--report_to tensorboard: tensorboard is not installed (pip install tensorboard)")
+        return None
+    return "tensorboard"
+
+
+def _accelerator_available() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def _hparams(args: PretrainingArguments, config: DualDenoisingConfig) -> dict:
+    """Flat, tensorboard-friendly run configuration."""
+    values = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in dataclasses.asdict(args).items()}
+    values.update(objective=config.objective, embed_dim=config.embed_dim, num_points=config.point_config.num_points)
+    return values
+
+
+def pretrain(args: PretrainingArguments) -> dict:
+    """Run a pretraining job (see the module docstring); returns the results written to `train_results.json`
+    (on the main process; the other processes get an empty dict)."""
+    output_dir = Path(args.output_dir)
+    log_with = _tracker(args.report_to)
+    accelerator = Accelerator(
+        # without any accelerator, torchrun's processes must join as MULTI_CPU (gloo), not run as independent copies
+        cpu=not _accelerator_available(),
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "runs")),
+        # seedable sampler: the order of every epoch is a function of (seed, epoch), the same on every process;
+        # streaming: every process reads its own shard (no dispatching of non-tensor fields)
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, dispatch_batches=False if args.streaming else None
+        ),
+        # the scheduler counts optimizer updates; it is stepped by hand once per update
+        step_scheduler_with_optimizer=False,
+    )
+    logger.info(accelerator.state, main_process_only=True)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)  # the same initial weights on every process
+
+    # -- data, model, optimizer ----------------------------------------------------------------------------------
+    config = load_model_config(args)
+    train_split, metadata, features_cost = load_training_data(args, accelerator, _needed_embeddings(config))
+    train_split = _select_training_rows(train_split, args, metadata)
+    model, tokenizer = build_model(args, config, _embed_dim(train_split.features))
+    config = model.config
+    freeze_unused_parameters(model)
+    if args.gradient_checkpointing:  # `gradient_checkpointing_enable` before its rename in transformers 5.x
+        enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
+        enable()
+    total_parameters = sum(p.numel() for p in model.parameters())
+    trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = create_optimizer(model, args)
+    # class embeddings from the frozen text tower, while the model is whole (before any FSDP sharding)
+    evaluation = make_evaluation(args, train_split, metadata, model, tokenizer)
+    train_dataloader, train_rows = make_train_dataloader(train_split, args, config, accelerator.process_index)
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+
+    # accumulation as accelerate resolved it (`accelerate launch --gradient_accumulation_steps`, DeepSpeed's config)
+    accumulation = accelerator.gradient_accumulation_steps
+    batches_per_epoch = None if args.streaming else len(train_dataloader)
+    updates_per_epoch = None if args.streaming else math.ceil(batches_per_epoch / accumulation)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
+    num_warmup_steps = (
+        args.num_warmup_steps if args.num_warmup_steps is not None else math.ceil(args.warmup_ratio * max_train_steps)
+    )
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler_type, optimizer=optimizer.optimizer, num_warmup_steps=num_warmup_steps,
+        num_training_steps=max_train_steps,
+    )
+    lr_scheduler = accelerator.prepare(lr_scheduler)
+    state = TrainerState()
+    accelerator.register_for_checkpointing(state)
+    total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * accumulation
+
+    set_seed(args.seed, device_specific=True)  # a different noise stream per process
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, RNGs, TrainerState
+        logger.info(
+            f"resumed from {checkpoint}: step {state.global_step}, epoch {state.epoch}, "
+            f"{state.batches_in_epoch} batches into it", main_process_only=True,
+        )
+    elif args.resume_from_checkpoint:
+        logger.info(f"no checkpoint in {output_dir}: starting a new run", main_process_only=True)
+
+    if log_with is not None:
+        accelerator.init_trackers("pretrain", config=_hparams(args, config))
+    logger.info(
+        f"training {config.objective}: {trainable_parameters:,} trainable of {total_parameters:,} parameters, "
+        f"{len(train_split) if not args.streaming else 'streamed'} rows, {max_train_steps} updates of "
+        f"{total_batch_size} clouds ({args.per_device_train_batch_size} x {accelerator.num_processes} processes x "
+        f"{accumulation} accumulation), warm-up {num_warmup_steps}, "
+        f"mixed precision {accelerator.mixed_precision}", main_process_only=True,
+    )
+
+    log_path = output_dir / "trainer_log.jsonl"  # a resumed run appends to it, a new run starts it afresh
+    if checkpoint is None and accelerator.is_main_process:
+        log_path.unlink(missing_ok=True)
+    samples_log = None
+    if args.debug_log_samples:
+        (output_dir / "debug").mkdir(parents=True, exist_ok=True)
+        path = output_dir / "debug" / f"samples_rank{accelerator.process_index}.jsonl"
+        samples_log = open(path, "w" if checkpoint is None else "a")
+
+    def run_evaluation() -> dict | None:
+        if evaluation is None:
+            return None
+        full = _full_model(accelerator, model, keep_autocast=True)
+        metrics = None
+        if accelerator.is_main_process:
+            with accelerator.autocast():
+                results = evaluate_zero_shot(
+                    full, evaluation.dataset, class_embeds=evaluation.class_embeds,
+                    batch_size=args.per_device_eval_batch_size, num_noise_samples=args.eval_num_noise_samples,
+                    num_inference_steps=args.eval_num_inference_steps, max_samples=args.max_eval_samples,
+                    seed=args.seed, show_progress=False,
+                )
+            model.train()  # evaluate_zero_shot leaves the model in eval mode
+            metrics = summarize_zero_shot(results, evaluation.seen_classes, evaluation.unseen_classes)
+            metrics["class_embeds_source"] = evaluation.class_embeds_source
+            accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)},
+                            step=state.global_step)
+            _append_json(log_path, {"step": state.global_step, **{f"eval_{k}": v for k, v in metrics.items()}})
+            logger.info(f"step {state.global_step}: zero-shot {metrics}", main_process_only=True)
+        accelerator.wait_for_everyone()
+        return metrics
+
+    # -- training loop -------------------------------------------------------------------------------------------
+    progress = tqdm(total=max_train_steps, initial=state.global_step, desc="pretrain",
+                    disable=not accelerator.is_local_main_process)
+    running: dict[str, torch.Tensor] = {}
+    running_batches, window_start, train_start = 0, time.perf_counter(), time.perf_counter()
+    first_step, last_lr, grad_norm = state.global_step, None, None
+    model.train()
+    while state.global_step < max_train_steps:
+        train_dataloader.set_epoch(state.epoch)
+        if train_rows is not None:
+            train_rows.set_epoch(state.epoch)
+        if state.batches_in_epoch:  # resumed mid-epoch: the sampler skips what was consumed, nothing is read
+            batches = accelerator.skip_first_batches(train_dataloader, state.batches_in_epoch)
+        else:
+            batches = train_dataloader
+        consumed = 0
+        for batch in batches:
+            consumed += 1
+            state.batches_in_epoch += 1
+            with accelerator.accumulate(model):
+                outputs = model(
+                    points=batch["points"], image_embeds=batch.get("image_embeds"),
+                    text_embeds=batch.get("text_embeds"),
+                )
+                accelerator.backward(outputs.loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    # None under DeepSpeed, which clips by its own `gradient_clipping`
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            for name in ("loss", "reconstruction_loss", "feature_loss", "contrastive_loss"):
+                value = getattr(outputs, name)
+                if value is not None:
+                    running[name] = running.get(name, 0.0) + value.detach().float()
+            running_batches += 1
+            if samples_log is not None:
+                samples_log.write(json.dumps({"step": state.global_step + 1, "epoch": state.epoch,
+                                              "shape_ids": [str(s) for s in batch["shape_ids"]]}) + "\n")
+            if not accelerator.sync_gradients:
+                continue
+
+            # -- one optimizer update is done ------------------------------------------------------------------
+            last_lr = lr_scheduler.get_last_lr()[0]  # the rate this update used
+            if not optimizer.step_was_skipped:  # fp16 overflow: the update did not happen, nor does the schedule
+                lr_scheduler.step()
+            state.global_step += 1
+            if config.objective == "contrastive":
+                with torch.no_grad():  # CLIP's cap on the temperature
+                    accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
+            progress.update(1)
+
+            if state.global_step % args.logging_steps == 0 or state.global_step == max_train_steps:
+                losses = {k: accelerator.reduce(v / running_batches, "mean").item() for k, v in running.items()}
+                elapsed = time.perf_counter() - window_start
+                epoch = state.epoch + (state.batches_in_epoch / batches_per_epoch if batches_per_epoch else 0.0)
+                metrics = {
+                    **{f"train/{k}": v for k, v in losses.items()},
+                    "train/learning_rate": last_lr,
+                    "train/epoch": epoch,
+                    "train/samples_per_second": running_batches * args.per_device_train_batch_size
+                    * accelerator.num_processes / elapsed,
+                }
+                if grad_norm is not None:
+                    metrics["train/grad_norm"] = float(grad_norm)
+                accelerator.log(metrics, step=state.global_step)
+                if accelerator.is_main_process:
+                    record = {k.split("/")[1]: v for k, v in metrics.items()}
+                    _append_json(log_path, {"step": state.global_step, **record})
+                    progress.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{last_lr:.2e}")
+                    if log_with is None:
+                        progress.write(f"step {state.global_step}: " + ", ".join(
+                            f"{k.split('/')[1]} {v:.4g}" for k, v in metrics.items()))
+                running, running_batches, window_start = {}, 0, time.perf_counter()
+
+            if args.eval_steps and state.global_step % args.eval_steps == 0 and state.global_step < max_train_steps:
+                run_evaluation()
+            if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
+                path = save_checkpoint(accelerator, output_dir, state.global_step, args.checkpoints_total_limit)
+                logger.info(f"saved {path}", main_process_only=True)
+                if args.debug_kill_after_checkpoint == state.global_step:
+                    if samples_log is not None:
+                        samples_log.close()
+                    os.kill(os.getpid(), signal.SIGKILL)
+            if state.global_step >= max_train_steps:
+                break
+        if state.global_step >= max_train_steps:
+            break
+        if consumed == 0 and state.batches_in_epoch == 0:
+            raise ValueError(f"the training split {args.train_split!r} gave no batch")
+        state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+    progress.close()
+    train_seconds = time.perf_counter() - train_start
+    if samples_log is not None:
+        samples_log.close()
+
+    # -- final evaluation and the self-contained folder ----------------------------------------------------------
+    accelerator.wait_for_everyone()
+    eval_metrics = run_evaluation()
+    final = _full_model(accelerator, model, keep_autocast=False)
+    results: dict = {}
+    if accelerator.is_main_process:
+        from .pipeline_dual_denoising import ZeroShot3DClassificationPipeline
+
+        final.eval()
+        ZeroShot3DClassificationPipeline(model=final, tokenizer=tokenizer).save_pretrained(output_dir)
+        names = train_split.features["label"].names if "label" in (train_split.features or {}) else None
+        results = {
+            "global_step": state.global_step,
+            "epoch": state.epoch + (state.batches_in_epoch / batches_per_epoch if batches_per_epoch else 0.0),
+            "learning_rate": last_lr,
+            "train_runtime_seconds": train_seconds,
+            "train_samples_per_second": (state.global_step - first_step) * total_batch_size / max(train_seconds, 1e-9),
+            "num_processes": accelerator.num_processes,
+            "device": accelerator.device.type,
+            "mixed_precision": accelerator.mixed_precision,
+            "total_batch_size": total_batch_size,
+            "gradient_accumulation_steps": accumulation,
+            "self_contained": final.text_model is not None and tokenizer is not None,
+            "max_train_steps": max_train_steps,
+            "num_warmup_steps": num_warmup_steps,
+            "total_parameters": total_parameters,
+            "trainable_parameters": trainable_parameters,
+            "objective": config.objective,
+            "eval": eval_metrics,
+            "data": {
+                "dataset": args.dataset,
+                "num_train_rows": None if args.streaming else len(train_split),
+                "classes": metadata.get("classes") or names,
+                "seen_classes": metadata.get("seen_classes"),
+                "unseen_classes": metadata.get("unseen_classes"),
+                "teacher_features_cost": features_cost,
+            },
+            "args": dataclasses.asdict(args),
+        }
+        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+        model_card(args, config, results).save(output_dir / "README.md")
+        logger.info(f"saved the model, its tokenizer and model card to {output_dir}", main_process_only=True)
+    if args.push_to_hub and accelerator.is_main_process:
+        repo_id = push_folder_to_hub(output_dir, args.hub_model_id or output_dir.resolve().name, args.hub_private_repo)
+        logger.info(f"pushed {output_dir} to the Hub: {repo_id}", main_process_only=True)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers and the process group: nothing collective after this
+    return results
+
+
+def _append_json(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+__all__ = [
+    "PretrainingArguments",
+    "pretrain",
+    "parse_args",
+    "update_config",
+    "add_pretraining_arguments",
+    "parameter_groups",
+    "create_optimizer",
+    "caption_prototypes",
+    "summarize_zero_shot",
+    "list_checkpoints",
+    "resolve_checkpoint",
+    "model_card",
+    "push_folder_to_hub",
+]
