@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .fileio import load_points
 from .modeling_dual_denoising import DualDenoisingModel
-from .pipeline_dual_denoising import TASK, prepare_point_cloud
+from .pipeline_dual_denoising import EMBEDDED_MODEL, TASK, prepare_point_cloud
 from .prompts import encode_class_names
 
 __all__ = ["cosine_top_k", "embed_point_clouds", "encode_class_names", "load_model_and_tokenizer"]
@@ -149,10 +149,18 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a saved model folder or Hub id")
+    parser.add_argument("--model", default=str(EMBEDDED_MODEL),
+                        help="a saved model folder or Hub id (default: the embedded SynthShapes model)")
     parser.add_argument("--num-noise-samples", type=int, default=None, help="K parallel chains (default: model's)")
     parser.add_argument("--num-inference-steps", type=int, default=None, help="S denoising steps (default: model's)")
     parser.add_argument("--batch-size", type=int, default=8)
+
+
+def _run_classes(args: argparse.Namespace) -> int:
+    from .recipes import embedded_model_classes
+
+    print("\n".join(embedded_model_classes()))
+    return 0
 
 
 def register_cli(subparsers) -> None:
@@ -176,3 +184,9 @@ def register_cli(subparsers) -> None:
     embed.add_argument("--overwrite", action="store_true")
     _add_inference_options(embed)
     embed.set_defaults(func=_run_embed)
+
+    classes = subparsers.add_parser(
+        "classes", help="list the classes of the embedded default model",
+        description="The classes the embedded default model was trained on (use them as --labels).",
+    )
+    classes.set_defaults(func=_run_classes)

@@ -25,6 +25,8 @@ from .point_ops import check_points, farthest_point_sample, normalize_to_unit_sp
 from .prompts import DEFAULT_TEMPLATES, encode_class_names
 
 TASK = "zero-shot-3d-classification"
+# The small model shipped in the package (examples/train_embedded_default.py): the task's default model.
+EMBEDDED_MODEL = Path(__file__).resolve().parent / "pretrained" / "synthshapes-tiny"
 
 
 def prepare_point_cloud(points: Any, num_points: int, min_points: int, in_channels: int = 3) -> torch.Tensor:
@@ -188,5 +190,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
 
 
 PIPELINE_REGISTRY.register_pipeline(
-    TASK, pipeline_class=ZeroShot3DClassificationPipeline, pt_model=AutoModel, type="multimodal"
+    TASK,
+    pipeline_class=ZeroShot3DClassificationPipeline,
+    pt_model=AutoModel,
+    default={"model": (str(EMBEDDED_MODEL), None)},
+    type="multimodal",
 )
