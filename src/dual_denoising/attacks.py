@@ -229,7 +229,45 @@ class PointCloudAttack:
 
 
 @dataclass(kw_only=True)
-class PGDLinf(PointCloudAttack):
+class _PGD(PointCloudAttack):
+    """Projected gradient ascent on the attack loss: a start inside the ball, then `steps` of `ascent(gradient)`
+    each followed by `project`. Subclasses define the ball."""
+
+    eps: float
+    steps: int = 20
+    step_size: float | None = None
+    random_start: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eps < 0 or self.steps < 0:
+            raise ValueError(f"eps and steps must be >= 0; got eps={self.eps}, steps={self.steps}")
+
+    @property
+    def alpha(self) -> float:
+        """The step size in effect: `step_size`, or `2.5 * eps / steps` (Madry et al.'s rule)."""
+        return self.step_size if self.step_size is not None else 2.5 * self.eps / max(self.steps, 1)
+
+    def random_delta(self, xyz: torch.Tensor, generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def project(self, delta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def perturb(self, classifier, points, labels, generator) -> torch.Tensor:
+        xyz = points[..., :3].float()
+        delta = self.random_delta(xyz, generator) if self.random_start else torch.zeros_like(xyz)
+        for _ in range(self.steps):
+            grad = self.gradient(classifier, _with_xyz(points, xyz + delta), labels, generator)
+            delta = self.project(delta + self.alpha * self.ascent(grad))
+        return _with_xyz(points, xyz + delta)
+
+
+@dataclass(kw_only=True)
+class PGDLinf(_PGD):
     """Projected gradient descent in an L-infinity ball (Madry et al. 2018) on every coordinate of every point.
 
     Fields:
@@ -244,34 +282,21 @@ class PGDLinf(PointCloudAttack):
     """
 
     eps: float = 0.05
-    steps: int = 20
-    step_size: float | None = None
-    random_start: bool = True
 
     name = "pgd_linf"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.eps < 0 or self.steps < 0:
-            raise ValueError(f"eps and steps must be >= 0; got eps={self.eps}, steps={self.steps}")
+    def random_delta(self, xyz, generator):
+        return (2 * _uniform(xyz.shape, xyz, generator) - 1) * self.eps
 
-    @property
-    def alpha(self) -> float:
-        return self.step_size if self.step_size is not None else 2.5 * self.eps / max(self.steps, 1)
+    def ascent(self, grad):
+        return grad.sign()
 
-    def perturb(self, classifier, points, labels, generator) -> torch.Tensor:
-        xyz = points[..., :3].float()
-        delta = torch.zeros_like(xyz)
-        if self.random_start:
-            delta = (2 * _uniform(xyz.shape, xyz, generator) - 1) * self.eps
-        for _ in range(self.steps):
-            grad = self.gradient(classifier, _with_xyz(points, xyz + delta), labels, generator)
-            delta = (delta + self.alpha * grad.sign()).clamp(-self.eps, self.eps)
-        return _with_xyz(points, xyz + delta)
+    def project(self, delta):
+        return delta.clamp(-self.eps, self.eps)
 
 
 @dataclass(kw_only=True)
-class PGDL2(PointCloudAttack):
+class PGDL2(_PGD):
     """Projected gradient descent in an L2 ball, the norm taken per cloud over all points and coordinates.
 
     Fields:
@@ -285,36 +310,20 @@ class PGDL2(PointCloudAttack):
     """
 
     eps: float = 1.25
-    steps: int = 20
-    step_size: float | None = None
-    random_start: bool = True
 
     name = "pgd_l2"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.eps < 0 or self.steps < 0:
-            raise ValueError(f"eps and steps must be >= 0; got eps={self.eps}, steps={self.steps}")
+    def random_delta(self, xyz, generator):
+        direction = _normal(xyz.shape, xyz, generator)
+        radius = _uniform((xyz.shape[0], 1, 1), xyz, generator) * self.eps
+        return self.project(direction / _l2_norm(direction).clamp_min(1e-12) * radius)
 
-    @property
-    def alpha(self) -> float:
-        return self.step_size if self.step_size is not None else 2.5 * self.eps / max(self.steps, 1)
+    def ascent(self, grad):
+        return grad / _l2_norm(grad).clamp_min(1e-12)
 
-    def project(self, delta: torch.Tensor) -> torch.Tensor:
+    def project(self, delta):
         norm = _l2_norm(delta)
         return delta * (self.eps / norm.clamp_min(1e-12)).clamp(max=1.0)
-
-    def perturb(self, classifier, points, labels, generator) -> torch.Tensor:
-        xyz = points[..., :3].float()
-        delta = torch.zeros_like(xyz)
-        if self.random_start:
-            direction = _normal(xyz.shape, xyz, generator)
-            radius = _uniform((xyz.shape[0], 1, 1), xyz, generator) * self.eps
-            delta = self.project(direction / _l2_norm(direction).clamp_min(1e-12) * radius)
-        for _ in range(self.steps):
-            grad = self.gradient(classifier, _with_xyz(points, xyz + delta), labels, generator)
-            delta = self.project(delta + self.alpha * grad / _l2_norm(grad).clamp_min(1e-12))
-        return _with_xyz(points, xyz + delta)
 
 
 @dataclass(kw_only=True)
