@@ -1,17 +1,20 @@
 """The paper's comparison at small scale on SynthShapes: direct alignment (ULIP, contrastive) against Dual Denoising,
 clean and under attack, on the same data, teacher and training budget; plus the ablations.
 
-    python examples/robustness_synthshapes.py [--work-dir outputs/embedded-default] [--robust-samples 160] [--eot 2]
+    python examples/robustness_synthshapes.py                       # every section, then the tables
+    python examples/robustness_synthshapes.py --sections baseline dd_k1 &    # or split over processes ...
+    python examples/robustness_synthshapes.py --sections dd_k8 ablations &
+    python examples/robustness_synthshapes.py --report                # ... and assemble the tables
 
-Reuses the SynthShapes data, teacher and Dual Denoising run of examples/train_embedded_default.py (same work dir) and
-trains what is missing with `recipes.DEFAULT_BUDGET` (every variant gets the same steps and schedule):
-  - the contrastive baseline on all classes;
-  - Dual Denoising with the stop-gradient off (ablation);
-  - the unseen-category protocol: both methods pretrained on the seen classes only, tested on all 32 classes.
-Evaluations (`dual_denoising.evaluation`): clean top-1 on the whole test split (1,280 shapes); robust accuracy under
-PGD-Linf (eps 0.05, 20 steps, EOT over --eot draws for the stochastic models), PGD-L2, saliency drop and point add on
-a seeded random subset of --robust-samples test shapes (the same subset for every model). Writes
-`replication.json` and `replication.md` into the work dir, and prints the tables.
+Reuses the SynthShapes data, teacher and Dual Denoising run of examples/train_embedded_default.py (same --work-dir)
+and trains what is missing with `recipes.DEFAULT_BUDGET` (every variant gets the same data, steps and schedule).
+Sections (each writes <work-dir>/replication/<section>.json and is skipped when that file exists):
+  baseline, dd_k1, dd_k8: the contrastive baseline and Dual Denoising with K = 1 or 8 chains (S = 1): clean top-1
+      on the whole test split (1,280 shapes) and robust accuracy under --attacks on a seeded random subset of
+      --robust-samples test shapes (the same subset for every model); EOT over --eot draws for the stochastic models;
+  ablations: K in {1, 4, 8} x S in {1, 10} (clean), PGD-Linf for K=8/S=10, input point noise t_in in {100, 300} (clean);
+  stop_gradient: Dual Denoising trained with the stop-gradient off (clean and PGD-Linf);
+  unseen: both methods pretrained on the seen classes only, tested against all 32 (seen / unseen top-1).
 """
 
 from __future__ import annotations
@@ -24,124 +27,148 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.attacks import default_attacks  # noqa: E402
 from dual_denoising.data import load_triples, load_triples_metadata  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot  # noqa: E402
-from dual_denoising.recipes import ensure_features, ensure_synthshapes, ensure_teacher, pretrain_variant  # noqa: E402
+from dual_denoising.recipes import (  # noqa: E402
+    ensure_features,
+    ensure_resampled,
+    ensure_synthshapes,
+    ensure_teacher,
+    pretrain_variant,
+)
+
+SECTIONS = ("baseline", "dd_k1", "dd_k8", "ablations", "stop_gradient", "unseen")
 
 
-def evaluate(model_dir: Path, test, attacks: list[str], robust_samples: int, eot: int, **feature_kwargs) -> dict:
-    """Clean accuracy on the whole split, robust accuracy on the subset; seen/unseen accuracy from the classes."""
+def evaluate(model_dir: Path, test, attacks: list[str], args, **feature_kwargs) -> dict:
+    """Clean accuracy on the whole split; robust accuracy on the seeded subset."""
     model = DualDenoisingModel.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for key in ("inference_point_noise_level",):
+        if key in feature_kwargs:
+            setattr(model.config, key, feature_kwargs.pop(key))
     names = test.features["label"].names
-    class_embeds = class_embeddings(model, names, tokenizer)
+    class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(model_dir))
     common = dict(class_embeds=class_embeds, class_names=names, show_progress=False, **feature_kwargs)
     clean = evaluate_zero_shot(model, test, batch_size=64, **common)
-    row = {"clean_top1": clean["clean"]["top1"], "per_class": clean["clean"]["per_class_accuracy"]}
+    row = {"model": str(model_dir), "feature_kwargs": feature_kwargs, "clean_top1": clean["clean"]["top1"],
+           "per_class": clean["clean"]["per_class_accuracy"], "clean_seconds": clean["seconds"]["total"]}
     if attacks:
         stochastic = model.config.objective == "dual_denoising"
-        chosen = default_attacks(model.config.point_config.num_points, eot_samples=eot if stochastic else 1,
+        chosen = default_attacks(model.config.point_config.num_points, eot_samples=args.eot if stochastic else 1,
                                  names=attacks)
-        robust = evaluate_zero_shot(model, test, attacks=chosen, max_samples=robust_samples, batch_size=16, **common)
+        robust = evaluate_zero_shot(model, test, attacks=chosen, max_samples=args.robust_samples, batch_size=16,
+                                    **common)
         row["subset_clean_top1"] = robust["clean"]["top1"]
+        row["eot_samples"] = args.eot if stochastic else 1
         for name, result in robust["attacks"].items():
             row[name] = {"robust_accuracy": result["robust_accuracy"],
                          "attack_success_rate": result["attack_success_rate"], "seconds": result["seconds"]}
     return row
 
 
-def seen_unseen(row: dict, seen: list[str], unseen: list[str]) -> tuple[float, float]:
-    per_class = row["per_class"]
-    return (sum(per_class[c] for c in seen) / len(seen), sum(per_class[c] for c in unseen) / len(unseen))
+def run_section(name: str, args, data: Path, teacher: Path, test, meta: dict) -> dict:
+    attacks = [a for a in args.attacks.split(",") if a]
+    work = args.work_dir
+    if name == "baseline":
+        return {"ULIP-style contrastive": evaluate(
+            pretrain_variant(data, teacher, work / "contrastive", objective="contrastive"), test, attacks, args)}
+    dd = pretrain_variant(data, teacher, work / "dual_denoising", objective="dual_denoising")
+    if name in ("dd_k1", "dd_k8"):
+        k = 1 if name == "dd_k1" else 8
+        return {f"Dual Denoising, K={k}, S=1": evaluate(dd, test, attacks, args, num_noise_samples=k,
+                                                       num_inference_steps=1)}
+    if name == "ablations":
+        rows = {}
+        for k in (1, 4, 8):
+            for s in (1, 10):
+                rows[f"K={k}, S={s}"] = evaluate(dd, test, ["pgd_linf"] if (k, s) == (8, 10) else [], args,
+                                                 num_noise_samples=k, num_inference_steps=s)
+        for level in (100, 300):
+            rows[f"K=8, S=1, t_in={level}"] = evaluate(dd, test, [], args, num_noise_samples=8,
+                                                       num_inference_steps=1, inference_point_noise_level=level)
+        return rows
+    if name == "stop_gradient":
+        off = pretrain_variant(data, teacher, work / "dual_denoising_no_stopgrad", objective="dual_denoising",
+                               config_overrides={"denoiser_stop_gradient": False})
+        return {"stop-gradient off, K=8, S=1": evaluate(off, test, ["pgd_linf"], args, num_noise_samples=8,
+                                                        num_inference_steps=1)}
+    if name == "unseen":
+        rows = {}
+        for label, objective in (("ULIP-style contrastive", "contrastive"), ("Dual Denoising, K=8", "dual_denoising")):
+            run = pretrain_variant(data, teacher, work / f"{objective}_seen_only", objective=objective,
+                                   train_on_seen_classes=True)
+            row = evaluate(run, test, [], args, **({"num_noise_samples": 8} if objective == "dual_denoising" else {}))
+            for part in ("seen", "unseen"):
+                classes = meta[f"{part}_classes"]
+                row[f"{part}_top1"] = sum(row["per_class"][c] for c in classes) / len(classes)
+            rows[label] = row
+        return rows
+    raise ValueError(f"unknown section {name!r}; choose from {SECTIONS}")
 
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def report(work: Path, attacks: list[str], meta: dict) -> str:
+    found = {p.stem: json.loads(p.read_text()) for p in sorted((work / "replication").glob("*.json"))}
+    main = {k: v for s in ("baseline", "dd_k1", "dd_k8") for k, v in found.get(s, {}).items()}
+    settings = next((row for row in main.values() if "eot_samples" in row), {})
+    lines = [f"| model | clean top-1, all {meta['splits']['test']} test shapes | clean top-1, attacked subset | "
+             + " | ".join(attacks) + " |", "|---|---:|---:|" + "---:|" * len(attacks)]
+    for name, row in main.items():
+        lines.append(f"| {name} | {pct(row['clean_top1'])} | {pct(row.get('subset_clean_top1'))} | "
+                     + " | ".join(pct(row.get(a, {}).get("robust_accuracy")) for a in attacks) + " |")
+    ablations = {**found.get("ablations", {}), **found.get("stop_gradient", {})}
+    if ablations:
+        lines += ["", "| ablation (Dual Denoising) | clean top-1 | PGD-Linf (EOT) |", "|---|---:|---:|"]
+        for name, row in ablations.items():
+            lines.append(f"| {name} | {pct(row['clean_top1'])} | {pct(row.get('pgd_linf', {}).get('robust_accuracy'))} |")
+    if found.get("unseen"):
+        lines += ["", f"Unseen protocol: pretrained on the {len(meta['seen_classes'])} seen classes, tested against "
+                  f"all {len(meta['classes'])} (unseen: {', '.join(meta['unseen_classes'])}).", "",
+                  "| model | seen top-1 | unseen top-1 |", "|---|---:|---:|"]
+        for name, row in found["unseen"].items():
+            lines.append(f"| {name} | {pct(row['seen_top1'])} | {pct(row['unseen_top1'])} |")
+    if settings:
+        lines += ["", f"Attacked subset: {settings.get('eot_samples')} EOT draws per step for Dual Denoising."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/embedded-default"))
-    parser.add_argument("--robust-samples", type=int, default=160, help="test shapes attacked (seeded subset)")
+    parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--report", action="store_true", help="only assemble the tables from finished sections")
+    parser.add_argument("--robust-samples", type=int, default=96, help="test shapes attacked (seeded subset)")
     parser.add_argument("--eot", type=int, default=2, help="EOT draws per attack step for the stochastic models")
     parser.add_argument("--attacks", default="pgd_linf,pgd_l2,drop,add")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["stop_gradient", "unseen", "ablations"])
     args = parser.parse_args()
-    attacks = [a for a in args.attacks.split(",") if a]
     work = args.work_dir
-    start = time.time()
-
+    (work / "replication").mkdir(parents=True, exist_ok=True)
     data = ensure_synthshapes(work / "synthshapes")
-    teacher = ensure_teacher(data, work / "teacher")
-    ensure_features(data, teacher)
     meta = load_triples_metadata(data)
-    test = load_triples(data, split="test").select_columns(["points", "label"])
-    results: dict = {"settings": vars(args) | {"work_dir": str(work)}, "main": {}, "ablations": {}, "unseen": {}}
-
-    dd = pretrain_variant(data, teacher, work / "dual_denoising", objective="dual_denoising")
-    baseline = pretrain_variant(data, teacher, work / "contrastive", objective="contrastive")
-    main_rows = results["main"]
-    main_rows["ULIP-style contrastive (baseline)"] = evaluate(baseline, test, attacks, args.robust_samples, args.eot)
-    for k in (1, 8):
-        main_rows[f"Dual Denoising, K={k}, S=1"] = evaluate(
-            dd, test, attacks, args.robust_samples, args.eot, num_noise_samples=k, num_inference_steps=1)
-
-    if "ablations" not in args.skip:
-        abl = results["ablations"]
-        for k in (1, 4, 8):
-            for s in (1, 10):
-                abl[f"K={k}, S={s}"] = evaluate(dd, test, ["pgd_linf"] if (k, s) in ((1, 1), (8, 1), (8, 10)) else [],
-                                                args.robust_samples, args.eot, num_noise_samples=k,
-                                                num_inference_steps=s)
-        model = DualDenoisingModel.from_pretrained(dd)
-        for level in (100, 300):
-            model.config.inference_point_noise_level = level
-            noisy_dir = work / f"dual_denoising_tin{level}"
-            model.save_pretrained(noisy_dir)  # same weights, another inference setting
-            AutoTokenizer.from_pretrained(dd).save_pretrained(noisy_dir)
-            abl[f"K=8, S=1, t_in={level}"] = evaluate(noisy_dir, test, ["pgd_linf"], args.robust_samples, args.eot,
-                                                      num_noise_samples=8, num_inference_steps=1)
-    if "stop_gradient" not in args.skip:
-        off = pretrain_variant(data, teacher, work / "dual_denoising_no_stopgrad", objective="dual_denoising",
-                               config_overrides={"denoiser_stop_gradient": False})
-        results["ablations"]["stop-gradient off, K=8, S=1"] = evaluate(
-            off, test, ["pgd_linf"], args.robust_samples, args.eot, num_noise_samples=8, num_inference_steps=1)
-    if "unseen" not in args.skip:
-        for name, objective in (("contrastive", "contrastive"), ("Dual Denoising K=8", "dual_denoising")):
-            run = pretrain_variant(data, teacher, work / f"{objective}_seen_only", objective=objective,
-                                   train_on_seen_classes=True)
-            row = evaluate(run, test, [], args.robust_samples, args.eot,
-                           **({"num_noise_samples": 8} if objective == "dual_denoising" else {}))
-            row["seen_top1"], row["unseen_top1"] = seen_unseen(row, meta["seen_classes"], meta["unseen_classes"])
-            results["unseen"][name] = row
-    results["seconds"] = time.time() - start
-
-    lines = ["| model | clean top-1 (all 1280) | clean (subset) | " + " | ".join(attacks) + " |",
-             "|---|---:|---:|" + "---:|" * len(attacks)]
-    for name, row in main_rows.items():
-        lines.append(f"| {name} | {pct(row['clean_top1'])} | {pct(row.get('subset_clean_top1'))} | "
-                     + " | ".join(pct(row.get(a, {}).get("robust_accuracy")) for a in attacks) + " |")
-    lines += ["", "| ablation | clean top-1 | PGD-Linf (EOT) |", "|---|---:|---:|"]
-    for name, row in results["ablations"].items():
-        lines.append(f"| {name} | {pct(row['clean_top1'])} | {pct(row.get('pgd_linf', {}).get('robust_accuracy'))} |")
-    if results["unseen"]:
-        lines += ["", f"Unseen protocol: pretrained on {len(meta['seen_classes'])} seen classes, tested against all "
-                  f"{len(meta['classes'])} (unseen: {', '.join(meta['unseen_classes'])}).", "",
-                  "| model | seen top-1 | unseen top-1 |", "|---|---:|---:|"]
-        for name, row in results["unseen"].items():
-            lines.append(f"| {name} | {pct(row['seen_top1'])} | {pct(row['unseen_top1'])} |")
-    table = "\n".join(lines)
-    (work / "replication.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not args.report:
+        teacher = ensure_teacher(data, work / "teacher")
+        ensure_features(data, teacher)
+        data = ensure_resampled(data, work / "synthshapes-1024")
+        test = load_triples(data, split="test").select_columns(["points", "label"])
+        for section in args.sections:
+            out = work / "replication" / f"{section}.json"
+            if out.is_file():
+                continue
+            start = time.time()
+            rows = run_section(section, args, data, teacher, test, meta)
+            out.write_text(json.dumps(rows, indent=2) + "\n")
+            print(f"[{section}] done in {time.time() - start:.0f} s")
+    table = report(work, [a for a in args.attacks.split(",") if a], meta)
     (work / "replication.md").write_text(table + "\n")
     print(table)
-    print(f"\n{time.time() - start:.0f} s; wrote {work / 'replication.md'} and replication.json")
 
 
 if __name__ == "__main__":
-    torch.manual_seed(0)
     main()

@@ -5,7 +5,8 @@
 Stages, each skipped when its output exists (an interrupted run continues; a second run reuses everything):
   1. SynthShapes at its default size: 32 classes x 200 shapes (160 train / 40 test) x 2 views, seed 0;
   2. the small CLIP teacher, trained on the training renders and captions of all classes;
-  3. the teacher's image and text embeddings, precomputed as dataset columns;
+  3. the teacher's image and text embeddings, precomputed as dataset columns, and the clouds reduced once to the
+     model's 1,024 points by farthest point sampling (a copy without the renders);
   4. Dual Denoising, tiny preset, pretrained on the training shapes of all 32 classes (recipes.DEFAULT_BUDGET);
   5. packing: model, frozen text tower, tokenizer, code and a metadata.json (classes, data, teacher, training and
      evaluation numbers, this command) into the package data.
@@ -23,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dual_denoising.recipes import (  # noqa: E402
     ensure_features,
+    ensure_resampled,
     ensure_synthshapes,
     ensure_teacher,
     pack_embedded_default,
@@ -39,6 +41,7 @@ def main() -> None:
     data = ensure_synthshapes(args.work_dir / "synthshapes")
     teacher = ensure_teacher(data, args.work_dir / "teacher")
     ensure_features(data, teacher)
+    data = ensure_resampled(data, args.work_dir / "synthshapes-1024")  # FPS once, not in every epoch
     model = pretrain_variant(data, teacher, args.work_dir / "dual_denoising", objective="dual_denoising")
     if not args.no_pack:
         dest = pack_embedded_default(model, data, teacher, recipe=" ".join(["python", *sys.argv]))

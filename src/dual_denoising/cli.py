@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "dual_denoising.evaluation",
     "dual_denoising.importers",
     "dual_denoising.synthshapes",
+    "dual_denoising.teacher",
     "dual_denoising.training",
 ]
 

@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +35,11 @@ import torch.nn.functional as F
 from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 from tqdm.auto import tqdm
 
-from .data import METADATA_FILE, load_triples, load_triples_metadata, save_triples, triples_features
+from .data import load_triples, load_triples_metadata, save_triples, triples_features
+from .prompts import DEFAULT_TEMPLATES, encode_class_names, label_to_text
 
-# ULIP-style prompts for 3D zero-shot classification ("{}" is the class name, underscores read as spaces).
-DEFAULT_3D_TEMPLATES: list[str] = [
-    "a point cloud model of a {}.",
-    "a 3d model of a {}.",
-    "a rendering of a {}.",
-    "a 3d rendering of a {}.",
-    "a model of a {}.",
-    "a photo of a {}.",
-    "there is a {} in the scene.",
-    "a {}.",
-]
+# ULIP-style prompts for 3D zero-shot classification: the package's one list, `dual_denoising.prompts`.
+DEFAULT_3D_TEMPLATES: list[str] = list(DEFAULT_TEMPLATES)
 
 # The split-off regex and normaliser of OpenAI CLIP's tokenizer, as `transformers.CLIPTokenizer` builds them.
 _CLIP_SPLIT_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
@@ -64,12 +56,12 @@ class TeacherConfig:
     # vision tower: a ViT over image_size x image_size renders
     image_size: int = 64
     patch_size: int = 8
-    vision_hidden_size: int = 192
-    vision_num_layers: int = 6
-    vision_num_heads: int = 6
+    vision_hidden_size: int = 128
+    vision_num_layers: int = 4
+    vision_num_heads: int = 4
     # text tower
     text_hidden_size: int = 128
-    text_num_layers: int = 4
+    text_num_layers: int = 3
     text_num_heads: int = 4
     max_length: int = 64  # tokens per caption, BOS and EOS included (max_position_embeddings)
     mlp_ratio: int = 4
@@ -82,8 +74,10 @@ class TeacherConfig:
     # tokenizer: byte-level BPE learnt from the training captions (vocab size includes the 512 byte symbols)
     tokenizer_vocab_size: int = 2048
     # training
-    mixed_precision: str = "auto"  # "no" | "bf16" | "fp16" | "auto": bf16 where the device does it natively (AMX/AVX512-BF16 CPUs, recent GPUs)
-    epochs: int = 30
+    # "no" | "bf16" | "fp16" | "auto": bf16 where the device computes it natively (AMX / AVX512-BF16 CPUs, recent
+    # GPUs), else full precision; used when `train_teacher` builds its own Accelerator
+    mixed_precision: str = "auto"
+    epochs: int = 25
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
@@ -97,6 +91,10 @@ class TeacherConfig:
     # with this probability a training caption is replaced by a prompt template filled with the class name,
     # as ULIP builds its text side from category names; 0 trains on the dataset captions only
     template_caption_prob: float = 0.0
+    # label-aware targets (UniCL-style): this share of each image's (and caption's) target goes, evenly, to the
+    # batch's pairs of the same class instead of only its own pair; 0 is plain CLIP. Same-class captions are
+    # otherwise pushed apart as negatives, which is noise when a batch holds several shapes of one class
+    same_class_target_weight: float = 0.5
     # augmentation of the training views (torch ops on whole batches)
     crop_scale_min: float = 0.75  # random resized crop keeps this fraction of the area at least
     crop_aspect_max: float = 4 / 3  # ... with an aspect ratio in [1 / crop_aspect_max, crop_aspect_max]
@@ -114,6 +112,8 @@ class TeacherConfig:
         ):
             if width % heads:
                 raise ValueError(f"{name}_hidden_size ({width}) must be divisible by {name}_num_heads ({heads})")
+        if not 0.0 <= self.same_class_target_weight <= 1.0:
+            raise ValueError(f"same_class_target_weight must be in [0, 1]; got {self.same_class_target_weight}")
         if not 0.0 <= self.template_caption_prob <= 1.0:
             raise ValueError(f"template_caption_prob must be in [0, 1]; got {self.template_caption_prob}")
         if not 0.0 < self.crop_scale_min <= 1.0:
@@ -164,7 +164,8 @@ def train_caption_tokenizer(captions: Iterable[str], vocab_size: int = 2048, mod
         show_progress=False,
     )
     bpe.train_from_iterator(captions, trainer)
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(bpe.to_str())["model"]["merges"]]
+    learnt = json.loads(bpe.to_str())["model"]["merges"]  # pairs, or "a b" strings in older tokenizers
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learnt]
 
     vocab: dict[str, int] = {}
     for token in alphabet + [a + _WORD_END for a in alphabet]:
@@ -240,10 +241,6 @@ def build_teacher_model(config: TeacherConfig, tokenizer):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _prompt_name(class_name: str) -> str:
-    return class_name.replace("_", " ")
-
-
 def _text_features(model, **inputs) -> torch.Tensor:
     """Projected text embeddings from a `CLIPModel` or a `CLIPTextModelWithProjection`."""
     if hasattr(model, "get_text_features"):
@@ -269,24 +266,19 @@ def encode_class_prompts(
     tokenizer,
     class_names: Sequence[str],
     templates: Sequence[str] = DEFAULT_3D_TEMPLATES,
-    batch_size: int = 256,
 ) -> torch.Tensor:
     """Zero-shot class embeddings `(C, D)`: for each class, the mean over `templates` of the L2-normalised text
-    embeddings of `template.format(name)`, normalised again (CLIP / ULIP practice). Underscores in class names read
-    as spaces (`night_stand` -> "night stand"). Works with a `CLIPModel` or a `CLIPTextModelWithProjection`."""
-    if not class_names:
-        raise ValueError("class_names is empty; give at least one class")
-    if not templates or any("{}" not in t for t in templates):
-        raise ValueError(f"templates must be a non-empty list of strings with a '{{}}' slot; got {list(templates)}")
-    device = _model_device(teacher_or_text_model)
-    prompts = [t.format(_prompt_name(name)) for name in class_names for t in templates]
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        inputs = tokenizer(prompts[start : start + batch_size], padding=True, truncation=True, return_tensors="pt")
-        inputs = {k: v.to(device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
-        chunks.append(F.normalize(_text_features(teacher_or_text_model, **inputs).float(), dim=-1))
-    per_prompt = torch.cat(chunks).view(len(class_names), len(templates), -1)  # (C, T, D)
-    return F.normalize(per_prompt.mean(dim=1), dim=-1)
+    embeddings of `template.format(name)`, normalised again (CLIP / ULIP practice; the computation is
+    `dual_denoising.prompts.encode_class_names`, so the teacher and the 3D model are scored alike). Underscores in
+    class names read as spaces (`night_stand` -> "night stand"). Takes a `CLIPModel` or a
+    `CLIPTextModelWithProjection`."""
+    return encode_class_names(
+        lambda **inputs: _text_features(teacher_or_text_model, **inputs),
+        tokenizer,
+        class_names,
+        list(templates),
+        device=_model_device(teacher_or_text_model),
+    )
 
 
 @torch.no_grad()
@@ -403,10 +395,22 @@ def augment_views(images: torch.Tensor, config: TeacherConfig, generator: torch.
     return images.clamp(0.0, 1.0)
 
 
-def clip_contrastive_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE over a `(B, B)` image-text logit matrix whose diagonal holds the pairs."""
-    targets = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
-    return 0.5 * (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.T, targets))
+def clip_contrastive_loss(
+    logits_per_image: torch.Tensor, labels: torch.Tensor | None = None, same_class_weight: float = 0.0
+) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE over a `(B, B)` image-text logit matrix whose diagonal holds the pairs.
+
+    With `labels` `(B,)` and `same_class_weight` w > 0, each row's target is `(1 - w) * own pair + w * uniform over
+    the pairs of the same class` (UniCL-style soft targets); w = 0 is plain CLIP.
+    """
+    n = logits_per_image.shape[0]
+    targets = torch.eye(n, device=logits_per_image.device)
+    if labels is not None and same_class_weight > 0:
+        same = (labels[:, None] == labels[None, :]).float()  # (B, B), symmetric
+        targets = (1 - same_class_weight) * targets + same_class_weight * same / same.sum(dim=1, keepdim=True)
+    loss_image = torch.sum(-targets * F.log_softmax(logits_per_image, dim=1), dim=1).mean()
+    loss_text = torch.sum(-targets * F.log_softmax(logits_per_image.T, dim=1), dim=1).mean()
+    return 0.5 * (loss_image + loss_text)
 
 
 def _lr_factor(progress: float, warmup_ratio: float) -> float:
@@ -481,7 +485,9 @@ def train_teacher(
     train = load_triples(dataset_dir, split="train")
     missing = {"images", "captions", "label"} - set(train.column_names)
     if missing:
-        raise ValueError(f"{dataset_dir} train split lacks columns {sorted(missing)}; a teacher needs views, captions and labels")
+        raise ValueError(
+            f"{dataset_dir} train split lacks columns {sorted(missing)}; a teacher needs views, captions and labels"
+        )
     class_names = train.features["label"].names
 
     # --- data: every view as uint8, every caption pre-tokenised ------------------------------------------------
@@ -519,7 +525,9 @@ def train_teacher(
     row_caption_start = torch.zeros(len(labels), dtype=torch.long)
     row_caption_count = torch.bincount(caption_rows_t, minlength=len(labels))
     row_caption_start[1:] = row_caption_count.cumsum(0)[:-1]
-    template_ids = tokenize([t.format(_prompt_name(c)) for c in class_names for t in templates])  # (C*T, L)
+    template_ids = tokenize([t.format(label_to_text(c)) for c in class_names for t in templates])  # (C*T, L)
+    used = torch.cat([caption_ids, template_ids] if config.template_caption_prob > 0 else [caption_ids])
+    text_length = min(int((used != tokenizer.pad_token_id).sum(dim=1).max()) + 1, config.max_length)
     labels_t = torch.tensor(labels)
     view_rows_t = torch.tensor(view_rows)
 
@@ -574,8 +582,9 @@ def train_teacher(
             attention_mask = (input_ids != tokenizer.pad_token_id).long()
             eos_position = attention_mask.sum(dim=1).clamp(max=input_ids.shape[1] - 1)
             attention_mask[torch.arange(len(row)), eos_position] = 1  # the EOS has the padding id
-            length = int(attention_mask.sum(dim=1).max())
-            input_ids, attention_mask = input_ids[:, :length], attention_mask[:, :length]
+            # one text length for the whole run (the longest caption), not per batch: CPU kernels (oneDNN) are
+            # built once per input shape, and a new length every step costs far more than the padding
+            input_ids, attention_mask = input_ids[:, :text_length], attention_mask[:, :text_length]
 
             pixels = bank[view_index].to(accelerator.device).float().div_(255.0)
             pixels = (augment_views(pixels, config, generator) - mean) / std
@@ -585,7 +594,9 @@ def train_teacher(
                     attention_mask=attention_mask.to(accelerator.device),
                     pixel_values=pixels,
                 )
-                loss = clip_contrastive_loss(out.logits_per_image.float())
+                loss = clip_contrastive_loss(
+                    out.logits_per_image.float(), labels_t[row].to(accelerator.device), config.same_class_target_weight
+                )
             accelerator.backward(loss)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -640,7 +651,9 @@ def train_teacher(
             loaded = CLIPModel.from_pretrained(output_dir).to(accelerator.device).eval()
             loaded_processor = CLIPProcessor.from_pretrained(output_dir)
             test = load_triples(dataset_dir, split="test")
-            result = zero_shot_evaluate(loaded, loaded_processor, test, class_names, templates, show_progress=show_progress)
+            result = zero_shot_evaluate(
+                loaded, loaded_processor, test, class_names, templates, show_progress=show_progress
+            )
             metrics.update(
                 zero_shot_top1=result["top1"],
                 zero_shot_shape_top1=result["shape_top1"],
@@ -666,9 +679,12 @@ def teacher_fingerprint(teacher: str | Path) -> str:
     if not path.is_dir():
         return f"hub:{teacher}"
     digest = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.suffix in {".json", ".safetensors", ".bin", ".txt"} and p.name != TEACHER_METRICS_FILE)
+    suffixes = {".json", ".safetensors", ".bin", ".txt"}
+    files = sorted(p for p in path.iterdir() if p.suffix in suffixes and p.name != TEACHER_METRICS_FILE)
     if not any(p.suffix in {".safetensors", ".bin"} for p in files):
-        raise FileNotFoundError(f"{path} holds no model weights (*.safetensors / *.bin); is it a save_pretrained folder?")
+        raise FileNotFoundError(
+            f"{path} holds no model weights (*.safetensors / *.bin); is it a save_pretrained folder?"
+        )
     for p in files:
         digest.update(p.name.encode())
         with p.open("rb") as fh:
@@ -678,11 +694,14 @@ def teacher_fingerprint(teacher: str | Path) -> str:
 
 
 def _features_are_current(dataset_dir: Path, fingerprint: str) -> bool:
+    """The metadata names this teacher and every split file has both columns (schemas only; no data is read)."""
+    import pyarrow.parquet as pq
+
     record = load_triples_metadata(dataset_dir).get("teacher_features")
     if not record or record.get("fingerprint") != fingerprint:
         return False
-    splits = load_triples(dataset_dir)
-    return all({"image_embeds", "text_embeds"} <= set(ds.column_names) for ds in splits.values())
+    files = sorted((dataset_dir / "data").glob("*.parquet"))
+    return bool(files) and all({"image_embeds", "text_embeds"} <= set(pq.read_schema(f).names) for f in files)
 
 
 def precompute_features(
@@ -715,7 +734,9 @@ def precompute_features(
     if not overwrite and _features_are_current(dataset_dir, fingerprint):
         return {**load_triples_metadata(dataset_dir)["teacher_features"], "reused": True}
 
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:  # the machine's accelerator (CUDA, XPU, MPS ...) when it has one
+        has_accelerator = hasattr(torch, "accelerator") and torch.accelerator.is_available()
+        device = torch.accelerator.current_accelerator() if has_accelerator else torch.device("cpu")
     model = CLIPModel.from_pretrained(str(teacher_dir)).to(device).eval()
     processor = CLIPProcessor.from_pretrained(str(teacher_dir))
     embed_dim = model.config.projection_dim
@@ -745,7 +766,9 @@ def precompute_features(
     splits = load_triples(dataset_dir)
     for name, ds in splits.items():
         if "images" not in ds.column_names:
-            raise ValueError(f"split {name!r} of {dataset_dir} has no 'images' column; the teacher embeds rendered views")
+            raise ValueError(
+                f"split {name!r} of {dataset_dir} has no 'images' column; the teacher embeds rendered views"
+            )
         ds = ds.remove_columns([c for c in ("image_embeds", "text_embeds") if c in ds.column_names])
         features = ds.features.copy()
         features.update(embed_features)
