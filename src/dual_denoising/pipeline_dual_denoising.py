@@ -32,8 +32,9 @@ EMBEDDED_MODEL = Path(__file__).resolve().parent / "pretrained" / "synthshapes-t
 def prepare_point_cloud(points: Any, num_points: int, min_points: int, in_channels: int = 3) -> torch.Tensor:
     """One cloud as the model expects it: float32 `(num_points, C)` on the unit sphere (design section 2).
 
-    More points than `num_points` are reduced by farthest point sampling; fewer are filled up by repeating points
-    (a fixed, seeded draw); fewer than `min_points`, NaN or Inf raise a `ValueError`.
+    More points than `num_points` are reduced by farthest point sampling (from index 0); fewer are filled up by
+    repeating points (a fixed, seeded draw); then the cloud is normalised. Fewer than `min_points`, NaN or Inf raise
+    a `ValueError`.
     """
     cloud = torch.as_tensor(np.asarray(points, dtype=np.float32))
     if cloud.dim() != 2 or cloud.shape[-1] not in (3, 6):
@@ -47,13 +48,12 @@ def prepare_point_cloud(points: Any, num_points: int, min_points: int, in_channe
     cloud = cloud[:, :in_channels] if cloud.shape[-1] >= in_channels else cloud
     if cloud.shape[-1] != in_channels:
         raise ValueError(f"this model takes {in_channels} channels per point; got an (N, {cloud.shape[-1]}) cloud")
-    cloud = normalize_to_unit_sphere(cloud)
     if cloud.shape[0] > num_points:
         cloud = cloud[farthest_point_sample(cloud[None], num_points)[0]]
     elif cloud.shape[0] < num_points:
         extra = torch.randint(cloud.shape[0], (num_points - cloud.shape[0],), generator=torch.Generator().manual_seed(0))
         cloud = torch.cat([cloud, cloud[extra]])
-    return cloud
+    return normalize_to_unit_sphere(cloud)  # after resampling, as ULIP, the trainer and the evaluation do
 
 
 class ZeroShot3DClassificationPipeline(Pipeline):
