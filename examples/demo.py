@@ -19,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from datasets import concatenate_datasets  # noqa: E402
 from transformers import AutoTokenizer, pipeline  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
@@ -76,8 +77,6 @@ def main() -> None:
         save_synthshapes(data_dir, args.shapes_per_class, 1, seed=DEMO_SEED, test_fraction=0.5, progress=False)
     # the demo evaluates on both of its splits: none of these shapes was seen in training
     test = load_triples(data_dir)
-    from datasets import concatenate_datasets
-
     test = concatenate_datasets([test["train"], test["test"]]).select_columns(["points", "label"])
     model = DualDenoisingModel.from_pretrained(EMBEDDED_MODEL).eval()
     class_embeds = class_embeddings(model, classes, AutoTokenizer.from_pretrained(EMBEDDED_MODEL))

@@ -8,7 +8,7 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
   3. the teacher's image and text embeddings, precomputed as dataset columns, and the clouds reduced once to the
      model's 1,024 points by farthest point sampling (a copy without the renders);
   4. Dual Denoising, tiny preset, pretrained on the training shapes of all 32 classes (recipes.DEFAULT_BUDGET);
-  5. packing: model, frozen text tower, tokenizer, code and a metadata.json (classes, data, teacher, training and
+  5. packing: model, frozen text tower, tokenizer and a metadata.json (classes, data, teacher, training and
      evaluation numbers, this command) into the package data.
 The zero-shot accuracy on the held-out test shapes is evaluated at the end of stage 4 (all classes as candidates).
 """

@@ -141,16 +141,16 @@ def pretrain_variant(
 
 def pack_embedded_default(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
                           dest: str | Path | None = None) -> Path:
-    """Copy a trained model folder (weights, config, text tower, tokenizer, code) into the package data, with a
+    """Copy a trained model folder (weights, config, text tower, tokenizer, model card) into the package data, with a
     `metadata.json` that lists its classes and says how it was made."""
     model_dir, dest = Path(model_dir), Path(dest or EMBEDDED_MODEL)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    # the model's code copies (its trust_remote_code export) are left out: inside the package the package's code runs
     for path in model_dir.iterdir():
-        if path.is_file() and (path.suffix in (".json", ".safetensors", ".py", ".txt", ".md")):
-            if path.name not in ("trainer_log.jsonl",):
-                shutil.copy2(path, dest / path.name)
+        if path.is_file() and path.suffix in (".json", ".safetensors", ".txt", ".md"):
+            shutil.copy2(path, dest / path.name)
     data_meta = json.loads((Path(dataset_dir) / METADATA_FILE).read_text())
     teacher_metrics = json.loads((Path(teacher_dir) / "teacher_metrics.json").read_text())
     results = json.loads((model_dir / "train_results.json").read_text())
