@@ -36,13 +36,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/embedded-default"))
     parser.add_argument("--no-pack", action="store_true", help="train and evaluate, but leave the package data alone")
+    parser.add_argument("--objective", choices=["dual_denoising", "contrastive"], default="dual_denoising")
+    parser.add_argument("--stop-gradient", choices=["on", "off"], default="off",
+                        help="denoiser_stop_gradient of the Dual Denoising run (see the README's results)")
     args = parser.parse_args()
 
     data = ensure_synthshapes(args.work_dir / "synthshapes")
     teacher = ensure_teacher(data, args.work_dir / "teacher")
     ensure_features(data, teacher)
     data = ensure_resampled(data, args.work_dir / "synthshapes-1024")  # FPS once, not in every epoch
-    model = pretrain_variant(data, teacher, args.work_dir / "dual_denoising", objective="dual_denoising")
+    if args.objective == "contrastive":
+        model = pretrain_variant(data, teacher, args.work_dir / "contrastive", objective="contrastive")
+    elif args.stop_gradient == "on":
+        model = pretrain_variant(data, teacher, args.work_dir / "dual_denoising", objective="dual_denoising")
+    else:
+        model = pretrain_variant(data, teacher, args.work_dir / "dual_denoising_no_stopgrad",
+                                 objective="dual_denoising", config_overrides={"denoiser_stop_gradient": False})
     if not args.no_pack:
         dest = pack_embedded_default(model, data, teacher, recipe=" ".join(["python", *sys.argv]))
         print(f"packed the embedded default into {dest}")
