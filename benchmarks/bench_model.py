@@ -11,12 +11,12 @@ the design's target is at most 1.5x for K=8, S=1, batch 32, small preset.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from timing import median_time
 
 from dual_denoising import DualDenoisingConfig, DualDenoisingModel
 
@@ -28,18 +28,6 @@ def count_gflops(model, points, **kwargs) -> float:
     with counter, torch.inference_mode():
         model.get_point_features(points, **kwargs)
     return counter.get_total_flops() / 1e9
-
-
-def median_time(fn, repeats: int, sync) -> float:
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
