@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .attacks import DEFENSES, PGDLinf, PointCloudAttack, ZeroShotClassifier, default_attacks
 from .data import normalize_points, resample_points
+from .distributed import make_accelerator
 from .prompts import DEFAULT_TEMPLATES, encode_class_names
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
@@ -458,14 +459,6 @@ def _load_class_embeds(path: str | Path) -> torch.Tensor:
     return torch.load(path, map_location="cpu", weights_only=True).float()
 
 
-def _accelerator():
-    """An Accelerator that also runs multi-process on CPU-only machines (`torchrun` / `accelerate launch`)."""
-    from accelerate import Accelerator
-
-    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    return Accelerator(cpu=not has_accelerator)
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     """The `evaluate` subcommand."""
     from .data import load_triples
@@ -500,7 +493,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sweep = args.linf_eps_sweep if "pgd_linf" in attacks else []
     defense = DEFENSES[args.defense]() if args.defense != "none" else None
 
-    accelerator = _accelerator()
+    accelerator = make_accelerator()
     results = evaluate_zero_shot(
         model, dataset, class_embeds=class_embeds, tokenizer=tokenizer, attacks=attacks, linf_eps_sweep=sweep,
         defense=defense, num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,

@@ -36,6 +36,7 @@ from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is
 from tqdm.auto import tqdm
 
 from .data import load_triples, load_triples_metadata, save_triples, triples_features
+from .distributed import make_accelerator
 from .prompts import DEFAULT_TEMPLATES, encode_class_names, label_to_text
 
 # ULIP-style prompts for 3D zero-shot classification: the package's one list, `dual_denoising.prompts`.
@@ -446,13 +447,9 @@ def default_accelerator(mixed_precision: str = "auto", **kwargs):
     """An `Accelerator` that also runs multi-process on CPU-only machines (accelerate takes the CPU/gloo path under
     `torchrun` / `accelerate launch` only when asked with `cpu=True`, so ask for it when torch sees no accelerator).
     `mixed_precision="auto"` means bf16 where the device computes it natively, else full precision."""
-    from accelerate import Accelerator
-
-    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    kwargs.setdefault("cpu", not has_accelerator)
     if mixed_precision == "auto":
         mixed_precision = "bf16" if _native_bf16() else "no"
-    return Accelerator(mixed_precision=mixed_precision, **kwargs)
+    return make_accelerator(mixed_precision=mixed_precision, **kwargs)
 
 
 def train_teacher(

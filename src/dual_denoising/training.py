@@ -73,6 +73,7 @@ from .data import (
     prepare_dataset,
     ulip_augmentations,
 )
+from .distributed import make_accelerator
 from .evaluation import class_embeddings, evaluate_zero_shot
 from .modeling_dual_denoising import DualDenoisingModel
 from .prompts import DEFAULT_TEMPLATES
@@ -864,12 +865,6 @@ def _tracker(report_to: str) -> str | None:
     return "tensorboard"
 
 
-def _accelerator_available() -> bool:
-    if hasattr(torch, "accelerator"):
-        return torch.accelerator.is_available()
-    return torch.cuda.is_available()
-
-
 def _hparams(args: PretrainingArguments, config: DualDenoisingConfig) -> dict:
     """Flat, tensorboard-friendly run configuration."""
     values = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in dataclasses.asdict(args).items()}
@@ -882,9 +877,7 @@ def pretrain(args: PretrainingArguments) -> dict:
     (on the main process; the other processes get an empty dict)."""
     output_dir = Path(args.output_dir)
     log_with = _tracker(args.report_to)
-    accelerator = Accelerator(
-        # without any accelerator, torchrun's processes must join as MULTI_CPU (gloo), not run as independent copies
-        cpu=not _accelerator_available(),
+    accelerator = make_accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=log_with,
