@@ -27,7 +27,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_point_ops.py
-	$(BIN)/python benchmarks/bench_model.py
+	$(BIN)/python benchmarks/bench_inference.py --presets tiny small --dtypes float32
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

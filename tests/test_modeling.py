@@ -369,3 +369,24 @@ def test_generator_list_makes_clouds_independent_of_their_batch():
         torch.testing.assert_close(batched[b : b + 1], alone, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="one per cloud"):
         model.get_point_features(points, generator=[seeded(7)])
+
+
+def test_attention_in_bfloat16_and_under_autocast_matches_float32():
+    """On CPU, bf16 attention runs its softmax(QK^T)V in float32 (the bf16 flash kernel is slow there): the result
+    keeps the caller's dtype, matches float32, and gradients reach the bf16 weights."""
+    from dual_denoising.modeling_dual_denoising import DualDenoisingAttention
+
+    torch.manual_seed(0)
+    attention = DualDenoisingAttention(32, 4, 0.0, context_width=16)
+    x, context = torch.randn(2, 5, 32), torch.randn(2, 7, 16)
+    reference = attention(x, attention.project_key_value(context))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = attention(x, attention.project_key_value(context))
+    half = DualDenoisingAttention(32, 4, 0.0, context_width=16).bfloat16()
+    half.load_state_dict(attention.state_dict())
+    out = half(x.bfloat16(), half.project_key_value(context.bfloat16()))
+    assert mixed.dtype == out.dtype == torch.bfloat16
+    torch.testing.assert_close(mixed.float(), reference, atol=0.03, rtol=0.03)
+    torch.testing.assert_close(out.float(), reference, atol=0.05, rtol=0.05)
+    out.float().sum().backward()
+    assert half.q_proj.weight.grad is not None and half.q_proj.weight.grad.dtype == torch.bfloat16

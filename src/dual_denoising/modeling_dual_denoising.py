@@ -242,9 +242,15 @@ class DualDenoisingAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_value: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         key, value = key_value if key_value is not None else self.project_key_value(x)
-        out = F.scaled_dot_product_attention(
-            self._heads(self.q_proj(x)), key, value, dropout_p=self.dropout if self.training else 0.0
-        )
+        query, dropout = self._heads(self.q_proj(x)), self.dropout if self.training else 0.0
+        if query.device.type == "cpu" and query.dtype != torch.float32:
+            # PyTorch's CPU flash-attention kernel is 3-4x slower in bfloat16 than in float32 (forward and
+            # backward; benchmarks/README.md), so on CPU attention runs in float32 whatever the autocast dtype.
+            with torch.autocast("cpu", enabled=False):
+                out = F.scaled_dot_product_attention(query.float(), key.float(), value.float(), dropout_p=dropout)
+            out = out.to(query.dtype)
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
 
