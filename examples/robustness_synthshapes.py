@@ -103,10 +103,11 @@ def run_section(name: str, args, data: Path, teacher: Path, test, meta: dict) ->
                                                              num_noise_samples=8, num_inference_steps=1)}
     if name == "unseen":
         rows = {}
-        for label, objective in (("ULIP-style contrastive", "contrastive"), ("Dual Denoising, K=8", "dual_denoising")):
+        for label, objective in (("ULIP-style contrastive", "contrastive"), ("Dual Denoising, K=8, S=1", "dual_denoising")):
             run = pretrain_variant(data, teacher, work / f"{objective}_seen_only", objective=objective,
                                    train_on_seen_classes=True)
-            row = evaluate(run, test, [], args, **({"num_noise_samples": 8} if objective == "dual_denoising" else {}))
+            chains = {"num_noise_samples": 8, "num_inference_steps": 1} if objective == "dual_denoising" else {}
+            row = evaluate(run, test, [], args, **chains)
             for part in ("seen", "unseen"):
                 classes = meta[f"{part}_classes"]
                 row[f"{part}_top1"] = sum(row["per_class"][c] for c in classes) / len(classes)
