@@ -243,7 +243,7 @@ class DualDenoisingAttention(nn.Module):
     def forward(self, x: torch.Tensor, key_value: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         key, value = key_value if key_value is not None else self.project_key_value(x)
         query, dropout = self._heads(self.q_proj(x)), self.dropout if self.training else 0.0
-        if query.device.type == "cpu" and query.dtype != torch.float32:
+        if query.device.type == "cpu" and query.dtype in (torch.bfloat16, torch.float16):
             # PyTorch's CPU flash-attention kernel is 3-4x slower in bfloat16 than in float32 (forward and
             # backward; benchmarks/README.md), so on CPU attention runs in float32 whatever the autocast dtype.
             with torch.autocast("cpu", enabled=False):
