@@ -1,11 +1,16 @@
 """Short training probes: how fast does each way of reading the CLIP feature out of a point cloud learn?
 
     python examples/probe_feature_readout.py --variant dual_denoising [--steps 300] [--work-dir outputs/embedded-default]
+    python examples/probe_feature_readout.py --variant dual_denoising --feature-target text \
+        --overrides '{"feature_timestep_max_prob": 0.5}' --out probes/mix50.json      # a setting to choose
 
 Each probe trains a fresh tiny model for --steps updates of 32 clouds (AdamW lr 1e-3, 40 warm-up steps, cosine;
-no augmentation, view 0 or a random view of the teacher's image features) on the resampled SynthShapes training
-split of examples/train_embedded_default.py, and prints the zero-shot top-1 of `get_point_features` (K=1, S=1) on a
-seeded subset of 256 test shapes every 50 updates. One core per probe (OMP_NUM_THREADS=1): about 7 minutes.
+no augmentation; a random view of the teacher's image features or a random caption's text features, per
+--feature-target) on the resampled SynthShapes training split of examples/train_embedded_default.py, and prints the
+zero-shot top-1 of `get_point_features` (K=1, S=1) on 256 scored shapes every 50 updates (K=8, S=10 as well at the
+end). The scored shapes come from the *validation split*: the last --validation-per-class training shapes of every
+class, left out of training (so settings are never chosen on the test split); `--eval-split test` scores the test
+split instead. --overrides sets any config field. One core per probe (OMP_NUM_THREADS=1): about 8 minutes for 300.
 
 Variants (the README's "why the method does not classify at this budget" table):
   contrastive           the ULIP baseline (InfoNCE on [CLS; max-pool] -> linear)
@@ -21,6 +26,7 @@ Variants (the README's "why the method does not classify at this budget" table):
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -44,10 +50,10 @@ VARIANTS = ("contrastive", "regression", "dual_denoising", "tau_max", "tau_max_z
 ENCODER_PARTS = ("patch_embedding", "position_embedding", "encoder")
 
 
-def build(variant: str, teacher: Path, work: Path) -> DualDenoisingModel:
+def build(variant: str, teacher: Path, work: Path, extra: dict) -> DualDenoisingModel:
     preset = Path(__file__).resolve().parent.parent / "hub_configs" / "tiny"
     objective = "contrastive" if variant in ("contrastive", "regression") else "dual_denoising"
-    overrides = {"denoiser_stop_gradient": False}
+    overrides = {"denoiser_context_grad_scale": 1.0, **extra}
     if variant.startswith("tau_max") or variant == "frozen_contrastive":
         overrides["lambda_rec"] = 0.0
     if variant == "tau_max_clean_points":
@@ -60,15 +66,7 @@ def build(variant: str, teacher: Path, work: Path) -> DualDenoisingModel:
             if name.split(".")[0] in ENCODER_PARTS:
                 parameter.requires_grad_(False)
     if variant.startswith("tau_max") or variant == "frozen_contrastive":
-        last = model.config.feature_num_train_timesteps - 1
-        draw = model._randint
-
-        def feature_timesteps_at_max(high, shape, like, generator):  # only tau: drawn like z0, (B, D)
-            if high == last + 1 and like.dim() == 2 and like.shape[-1] == model.config.embed_dim:
-                return torch.full(shape, last, dtype=torch.long, device=like.device)
-            return draw(high, shape, like, generator)
-
-        model._randint = feature_timesteps_at_max
+        model.config.feature_timestep_max_prob = 1.0  # every tau at T-1
     if variant == "tau_max_zero_input":
         denoise = model.denoiser.forward
         model.denoiser.forward = lambda sample, timesteps, context: denoise(torch.zeros_like(sample), timesteps, context)
@@ -81,19 +79,37 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/embedded-default"))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--feature-target", choices=["image", "text"], default="image",
+                        help="what the model aligns with: the teacher's image (view) or text (caption) embeddings")
+    parser.add_argument("--overrides", type=json.loads, default={}, help="JSON of config fields to set")
+    parser.add_argument("--eval-split", choices=["validation", "test"], default="validation")
+    parser.add_argument("--validation-per-class", type=int, default=16)
+    parser.add_argument("--out", type=Path, help="write the curve and the final numbers here (JSON)")
+    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--save", type=Path, help="save the trained model here (a from_pretrained folder) and keep a "
+                        "resumable state in it every 200 updates while training")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     data, teacher = args.work_dir / "synthshapes-1024", args.work_dir / "teacher"
     if not (data / "data").is_dir():
         raise SystemExit(f"{data} not found: run examples/train_embedded_default.py --work-dir {args.work_dir} first")
     train = load_triples(data, split="train").with_format("numpy")
-    test = load_triples(data, split="test").shuffle(seed=0).select(range(256)).with_format("numpy")
+    labels = np.asarray(train["label"])
+    # validation: the last shapes of every class in the training split, never trained on
+    held_out = np.concatenate([np.flatnonzero(labels == c)[-args.validation_per_class:] for c in np.unique(labels)])
+    if args.eval_split == "validation":
+        scored = train.select(np.random.default_rng(0).permutation(held_out)[:256].tolist())
+        train = train.select(np.setdiff1d(np.arange(len(train)), held_out).tolist())
+    else:
+        scored = load_triples(data, split="test").shuffle(seed=0).select(range(256)).with_format("numpy")
     points = normalize_to_unit_sphere(torch.as_tensor(np.stack(train["points"])).float())
-    image = torch.as_tensor(np.stack(train["image_embeds"])).float()
-    test_points = normalize_to_unit_sphere(torch.as_tensor(np.stack(test["points"])).float())
-    test_labels = torch.as_tensor(test["label"])
+    targets = torch.as_tensor(np.stack(train[f"{args.feature_target}_embeds"])).float()
+    test_points = normalize_to_unit_sphere(torch.as_tensor(np.stack(scored["points"])).float())
+    test_labels = torch.as_tensor(np.asarray(scored["label"]))
+    test = scored
 
-    model = build(args.variant, teacher, args.work_dir)
+    overrides = {"feature_target": args.feature_target, **args.overrides}
+    model = build(args.variant, teacher, args.work_dir, overrides)
     with torch.no_grad():
         class_embeds = class_embeddings(model, test.features["label"].names, AutoTokenizer.from_pretrained(teacher))
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -102,32 +118,64 @@ def main() -> None:
         optimizer, lambda s: min(1.0, (s + 1) / 40) * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
     generator = torch.Generator().manual_seed(args.seed)
 
-    def top1() -> float:
+    def top1(chains: int = 1, steps: int = 1) -> float:
         model.eval()
         with torch.no_grad():
-            embeds = model.get_point_features(test_points, 1, 1, generator=torch.Generator().manual_seed(0))
+            embeds = model.get_point_features(test_points, chains, steps, generator=torch.Generator().manual_seed(0))
         model.train()
         return 100 * ((embeds @ class_embeds.T).argmax(1) == test_labels).float().mean().item()
 
-    print(f"| variant | update | loss | top-1 (256 test shapes, K=1, S=1) | seconds |\n|---|---:|---:|---:|---:|")
-    start = time.time()
+    print(f"| variant | update | loss | top-1 (256 {args.eval_split} shapes, K=1, S=1) | seconds |\n"
+          "|---|---:|---:|---:|---:|")
+    curve, first, elapsed = {}, 1, 0.0
+    state_file = args.save / "probe_state.pt" if args.save else None
+    if state_file is not None and state_file.is_file():  # resume: weights, optimizer, schedule, RNGs, curve
+        state = torch.load(state_file, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        curve, first, elapsed = state["curve"], state["step"] + 1, state["seconds"]
+        print(f"resumed at update {state['step']}", flush=True)
+    start = time.time() - elapsed
     model.train()
-    for step in range(1, args.steps + 1):
+    for step in range(first, args.steps + 1):
         batch = torch.randint(0, len(points), (32,), generator=generator)
         if args.variant == "regression":
             predicted = model._pool_and_project(model.encode(points[batch])[-1]).float()
-            target = model.config.embed_dim ** 0.5 * F.normalize(image[batch][:, 0], dim=-1)
+            target = model.config.embed_dim ** 0.5 * F.normalize(targets[batch][:, 0], dim=-1)
             out = SimpleNamespace(loss=F.mse_loss(predicted, target))
         else:
-            out = model(points=points[batch], image_embeds=image[batch], generator=generator)
+            out = model(points=points[batch], generator=generator, **{f"{args.feature_target}_embeds": targets[batch]})
         optimizer.zero_grad()
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         schedule.step()
-        if step % 50 == 0 or step == args.steps:
-            print(f"| {args.variant} | {step} | {out.loss.item():.3f} | {top1():.1f} | {time.time() - start:.0f} |",
+        if step % args.eval_every == 0 or step == args.steps:
+            curve[step] = top1()
+            print(f"| {args.variant} | {step} | {out.loss.item():.3f} | {curve[step]:.1f} | {time.time() - start:.0f} |",
                   flush=True)
+        if state_file is not None and step % 200 == 0 and step < args.steps:
+            args.save.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state(), "curve": curve, "step": step,
+                        "seconds": time.time() - start}, state_file)
+    final = {"K1S1": curve[args.steps]}
+    if model.config.objective == "dual_denoising":
+        final["K8S10"] = top1(8, 10)
+    print(f"final top-1 on {args.eval_split}: {final}")
+    if args.save:
+        model.save_pretrained(args.save)
+        AutoTokenizer.from_pretrained(teacher).save_pretrained(args.save)
+        state_file.unlink(missing_ok=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"variant": args.variant, "overrides": overrides, "steps": args.steps,
+                                        "eval_split": args.eval_split, "curve": curve, "final": final,
+                                        "seconds": time.time() - start}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -136,21 +136,138 @@ def test_pointdae_groups_follow_the_design():
             )
 
 
-@pytest.mark.parametrize("stop_gradient", [True, False])
-def test_stop_gradient(stop_gradient):
-    torch.manual_seed(0)
-    model = DualDenoisingModel(tester.get_config(denoiser_stop_gradient=stop_gradient))
-    model(**tester.get_inputs(), generator=seeded()).feature_loss.backward()
-    encoder_grads = [
-        p.grad for name, p in model.named_parameters()
-        if name.startswith(("encoder.", "patch_embedding.", "position_embedding."))
-    ]
-    total = sum(float(g.abs().sum()) for g in encoder_grads if g is not None)
-    if stop_gradient:
-        assert total == 0.0
-    else:
-        assert total > 0.0
-    assert model.denoiser.input_proj.weight.grad.abs().sum() > 0
+def _encoder_gradient(model) -> float:
+    return sum(
+        float(p.grad.abs().sum()) for name, p in model.named_parameters()
+        if name.startswith(("encoder.", "patch_embedding.", "position_embedding.")) and p.grad is not None
+    )
+
+
+def test_context_gradient_scale():
+    """gamma = 0 (stop-gradient) gives exactly zero encoder gradient from the feature loss; gamma scales it."""
+    grads = {}
+    for gamma in (0.0, 0.1, 1.0):
+        torch.manual_seed(0)
+        model = DualDenoisingModel(tester.get_config(denoiser_context_grad_scale=gamma))
+        model(**tester.get_inputs(), generator=seeded()).feature_loss.backward()
+        grads[gamma] = _encoder_gradient(model)
+        assert model.denoiser.input_proj.weight.grad.abs().sum() > 0
+    assert grads[0.0] == 0.0
+    assert grads[0.1] > 0.0
+    # the encoder's gradient is linear in gamma: the same forward pass, only the backward is scaled
+    assert grads[0.1] == pytest.approx(0.1 * grads[1.0], rel=1e-4)
+
+
+def test_legacy_stop_gradient_field_maps_to_gamma():
+    assert tester.get_config(denoiser_stop_gradient=True).denoiser_context_grad_scale == 0.0
+    assert tester.get_config(denoiser_stop_gradient=False).denoiser_context_grad_scale == 1.0
+    assert "denoiser_stop_gradient" not in tester.get_config(denoiser_stop_gradient=False).to_dict()
+
+
+def _reference_alphas_cumprod(num_steps: int, shift: float) -> np.ndarray:
+    """Cosine schedule (Nichol & Dhariwal) shifted in log SNR, in numpy float64, written out independently."""
+    f = lambda t: np.cos((t / num_steps + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
+    t = np.arange(num_steps, dtype=np.float64)
+    abar = np.cumprod(1 - np.minimum(1 - f(t + 1) / f(t), 0.999))
+    log_snr = np.log(abar) - np.log1p(-abar) + shift
+    return 1 / (1 + np.exp(-log_snr))
+
+
+@pytest.mark.parametrize("shift", [0.0, -3.0, -math.log(512)])
+def test_shifted_schedule_matches_float64_reference(shift):
+    scheduler = DualDenoisingFeatureScheduler(1000, "squaredcos_cap_v2", "sample", log_snr_shift=shift)
+    abar = _reference_alphas_cumprod(1000, shift)
+    np.testing.assert_allclose(scheduler.alphas_cumprod.numpy(), abar, rtol=1e-10)
+    snr = abar / (1 - abar)
+    base = _reference_alphas_cumprod(1000, 0.0)
+    np.testing.assert_allclose(np.log(snr) - np.log(base / (1 - base)), shift, atol=1e-8)
+    # forward: z_tau = sqrt(abar) z0 + sqrt(1 - abar) eps
+    g = seeded(1)
+    z0, eps = torch.randn(6, 8, generator=g, dtype=torch.float64), torch.randn(6, 8, generator=g, dtype=torch.float64)
+    taus = torch.tensor([0, 10, 400, 800, 950, 999])
+    expected = np.sqrt(abar[taus])[:, None] * z0.numpy() + np.sqrt(1 - abar[taus])[:, None] * eps.numpy()
+    np.testing.assert_allclose(scheduler.add_noise(z0, eps, taus).numpy(), expected, rtol=1e-12)
+    # step: DDIM eta = 0 from 999 to the previous trailing timestep, with the true x0 as the model output
+    scheduler.set_timesteps(4)
+    first, second = int(scheduler.timesteps[0]), int(scheduler.timesteps[1])
+    sample = np.sqrt(abar[first]) * z0.numpy() + np.sqrt(1 - abar[first]) * eps.numpy()
+    stepped = scheduler.step(z0, first, torch.as_tensor(sample)).numpy()
+    np.testing.assert_allclose(stepped, np.sqrt(abar[second]) * z0.numpy() + np.sqrt(1 - abar[second]) * eps.numpy(),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_shift_reaches_get_point_features_sampling():
+    """Training and DDIM sampling read the same (shifted) schedule."""
+    model = DualDenoisingModel(tester.get_config(feature_log_snr_shift=-2.0))
+    assert model.scheduler.log_snr_shift == -2.0
+    np.testing.assert_allclose(model.scheduler.alphas_cumprod.numpy(), _reference_alphas_cumprod(1000, -2.0),
+                               rtol=1e-10)
+
+
+def _assert_histogram(samples: np.ndarray, edges: np.ndarray, probs: np.ndarray, sigmas: float = 5.0) -> None:
+    """Every bin's count within `sigmas` binomial standard deviations of n * p (a test that fails on a wrong law)."""
+    observed = np.histogram(samples, bins=edges)[0]
+    n = len(samples)
+    expected = n * probs
+    bound = sigmas * np.sqrt(n * probs * (1 - probs)) + 1
+    assert (np.abs(observed - expected) <= bound).all(), (observed, expected.round())
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_timestep_sampler_draws_the_configured_distribution(stratified):
+    scheduler = DualDenoisingFeatureScheduler(1000, "squaredcos_cap_v2", "sample")
+    n = 200_000
+    uniform = scheduler.sample_timesteps(n, stratified=stratified, generator=seeded(0)).numpy()
+    assert uniform.min() == 0 and uniform.max() == 999
+    edges = np.arange(-0.5, 1000, 100.0)
+    _assert_histogram(uniform, edges, np.full(10, 0.1))
+    mixed = scheduler.sample_timesteps(n, "logit_normal", 0.5, 0.8, max_prob=0.3, stratified=stratified,
+                                       generator=seeded(1)).numpy()
+    at_max = (mixed == 999).mean()
+    # a share 0.3 at T-1, plus the logit-normal's own (tiny) mass in round(999 * sigmoid(.)) = 999
+    assert abs(at_max - 0.3) < 0.01
+    # the rest: round(999 * sigmoid(0.5 + 0.8 n)), bin probabilities from the normal CDF of the logit of the edges
+    rest = mixed[mixed != 999]
+    x = np.clip(edges / 999, 1e-12, 1 - 1e-12)
+    cdf = np.array([0.5 * (1 + math.erf((math.log(v / (1 - v)) - 0.5) / (0.8 * math.sqrt(2)))) for v in x])
+    probs = np.diff(cdf) / np.diff(cdf).sum()
+    _assert_histogram(rest, edges, probs)
+    # and the law is not the uniform one (the check above can tell them apart)
+    assert np.abs(np.histogram(rest, bins=edges)[0] / len(rest) - 0.1).max() > 0.05
+    if stratified:  # one draw per bin: a batch of 10 covers the ten deciles exactly once
+        batch = scheduler.sample_timesteps(10, stratified=True, generator=seeded(2)).numpy()
+        assert sorted(batch // 100) == list(range(10))
+
+
+def test_model_draws_tau_with_the_configured_sampler():
+    model = DualDenoisingModel(tester.get_config(feature_timestep_max_prob=1.0))
+    out = model(**tester.get_inputs(), generator=seeded())
+    assert out.feature_timesteps.tolist() == [999] * tester.batch_size
+
+
+def test_point_noise_clean_prob():
+    model = DualDenoisingModel(tester.get_config(point_noise_clean_prob=1.0))
+    out = model(**tester.get_inputs(), generator=seeded())
+    assert out.point_timesteps.tolist() == [0] * tester.batch_size
+    torch.testing.assert_close(out.noisy_points, tester.get_inputs()["points"])
+
+
+def test_point_noise_augmentation_draws_pointdae_sigmas_and_is_off_in_eval():
+    model = DualDenoisingModel(tester.get_config(objective="contrastive", point_noise_augmentation=True))
+    # PointDAE's law: sigma_t = s t / (T - 1), t ~ U{0..T-1}, so sigma / s is uniform on [0, 1]
+    sigmas = model.point_noise.sigmas(model._point_timesteps(50_000, torch.zeros(1, 3), seeded(0))).numpy()
+    _assert_histogram(sigmas / model.config.point_noise_max_sigma, np.linspace(0, 1 + 1e-9, 11), np.full(10, 0.1))
+    seen = []
+    encode = model.encode
+    model.encode = lambda points: (seen.append(points), encode(points))[1]
+    inputs = tester.get_inputs()
+    model.train()
+    model(points=inputs["points"], text_embeds=inputs["text_embeds"], generator=seeded())
+    residual = (seen[-1] - inputs["points"]).std(dim=(1, 2))
+    assert (residual > 0).all() and (residual <= model.config.point_noise_max_sigma * 1.2).all()
+    model.eval()
+    model(points=inputs["points"], text_embeds=inputs["text_embeds"], generator=seeded())
+    torch.testing.assert_close(seen[-1], inputs["points"])
 
 
 def test_masking_path_trains():

@@ -7,6 +7,7 @@ from transformers import CLIPTextConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 OBJECTIVES = ("dual_denoising", "contrastive")
+TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
 
 
 @strict
@@ -112,15 +113,34 @@ class DualDenoisingConfig(PreTrainedConfig):
         feature_target: what the denoiser learns to produce: `"image"`, `"text"` or `"image+text"`.
         point_noise_max_sigma: s; point noise sigma_t rises linearly from 0 to s over `point_noise_steps` steps.
         point_noise_steps: T, the number of point-noise levels.
+        point_noise_clean_prob: share of the training clouds drawn at t = 0 (clean) instead of t ~ U{0..T-1}, so that
+            the encoder also trains on what it sees at test time (docs/design.md, "train/test mismatch").
+        point_noise_augmentation: contrastive objective only: train on `x + sigma_t * eps` with t drawn as PointDAE
+            draws it (the same sigma distribution), off in eval mode. The control of docs/design.md, "where the
+            robustness comes from": direct alignment trained on the method's point noise. False is plain ULIP.
         inference_point_noise_level: t_in; 0 feeds the clean cloud at test time, > 0 adds point noise at that level
             (one draw per chain).
         mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
         reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
         feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).
+        feature_log_snr_shift: added to log SNR(tau) = log(abar / (1 - abar)) of the whole feature schedule, in
+            training and in DDIM sampling alike (Hoogeboom et al. 2023, "simple diffusion"). Negative is noisier. A
+            shift of 2 log b is the same as scaling z_0 by b with the feature loss divided by b^2; a D-dimensional
+            target stays readable from z_tau at D times the per-coordinate SNR, so -log D pulls the readable range
+            back to that of a scalar (0 = the unshifted schedule).
+        feature_timestep_sampling: how training draws tau: `"uniform"` on {0..T_f-1}, or `"logit_normal"`:
+            tau = round((T_f - 1) * sigmoid(m + s * n)), n ~ N(0, 1) (SD3; diffusers'
+            `compute_density_for_timestep_sampling`).
+        feature_logit_mean, feature_logit_std: m and s of the logit-normal draw.
+        feature_timestep_max_prob: p; a share p of the training clouds is drawn at tau = T_f - 1 instead, the pure
+            noise that S = 1 inference starts from (a mixture with the distribution above; 0 = off).
+        feature_timestep_stratified: stratify the draws across the batch (one per quantile bin of the distribution,
+            in a random order), so every batch covers the whole range.
         num_noise_samples: K, parallel chains at inference (default of `get_point_features`).
         num_inference_steps: S, deterministic DDIM steps per chain (1 = one x0 prediction from pure noise). The
             defaults K = 8, S = 10 were the best of K in {1, 4, 8} x S in {1, 10} on SynthShapes (README, ablations).
-        denoiser_stop_gradient: detach point tokens entering cross-attention (paper: avoids representation collapse).
+        denoiser_context_grad_scale: gamma, the scale of the feature loss's gradient into the point tokens the
+            denoiser reads: 0 is the paper's stop-gradient, 1 the full gradient (docs/design.md, "context gradient").
         lambda_rec, lambda_feat: loss weights.
         logit_scale_init_value: log of the zero-shot logit scale (CLIP's 1/0.07) when no teacher provides one.
     """
@@ -140,18 +160,33 @@ class DualDenoisingConfig(PreTrainedConfig):
     feature_target: str = "image"
     point_noise_max_sigma: float | int = 0.08
     point_noise_steps: int = 1000
+    point_noise_clean_prob: float | int = 0.0
+    point_noise_augmentation: bool = False
     inference_point_noise_level: int = 0
     mask_ratio: float | int = 0.0
     reconstruction_loss: str = "chamfer_l2"
     feature_num_train_timesteps: int = 1000
     feature_beta_schedule: str = "squaredcos_cap_v2"
     feature_prediction_type: str = "sample"
+    feature_log_snr_shift: float | int = 0.0
+    feature_timestep_sampling: str = "uniform"
+    feature_logit_mean: float | int = 0.0
+    feature_logit_std: float | int = 1.0
+    feature_timestep_max_prob: float | int = 0.0
+    feature_timestep_stratified: bool = False
     num_noise_samples: int = 8
     num_inference_steps: int = 10
-    denoiser_stop_gradient: bool = True
+    denoiser_context_grad_scale: float | int = 0.0
     lambda_rec: float | int = 1.0
     lambda_feat: float | int = 1.0
     logit_scale_init_value: float | int = 2.6592
+
+    def __post_init__(self, **kwargs):
+        # configs saved before gamma existed carry the boolean `denoiser_stop_gradient`: True is gamma = 0
+        legacy = kwargs.pop("denoiser_stop_gradient", None)
+        if legacy is not None:
+            self.denoiser_context_grad_scale = 0.0 if legacy else 1.0
+        super().__post_init__(**kwargs)
 
     def validate_architecture(self):
         choices = {
@@ -160,6 +195,7 @@ class DualDenoisingConfig(PreTrainedConfig):
             "reconstruction_loss": ("chamfer_l2", "chamfer_l1"),
             "feature_beta_schedule": ("squaredcos_cap_v2", "linear"),
             "feature_prediction_type": ("sample", "epsilon"),
+            "feature_timestep_sampling": TIMESTEP_SAMPLINGS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -173,6 +209,16 @@ class DualDenoisingConfig(PreTrainedConfig):
             raise ValueError(
                 f"inference_point_noise_level must be in [0, point_noise_steps={self.point_noise_steps}); "
                 f"got {self.inference_point_noise_level}"
+            )
+        for name in ("point_noise_clean_prob", "feature_timestep_max_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability, in [0, 1]; got {getattr(self, name)}")
+        if self.feature_logit_std <= 0:
+            raise ValueError(f"feature_logit_std must be > 0; got {self.feature_logit_std}")
+        if self.denoiser_context_grad_scale < 0:
+            raise ValueError(
+                f"denoiser_context_grad_scale (gamma) must be >= 0 (0 = stop-gradient); got "
+                f"{self.denoiser_context_grad_scale}"
             )
         if not 0 <= self.mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in [0, 1); got {self.mask_ratio}")

@@ -94,6 +94,16 @@ def class_embeddings(
     return encode_class_names(model.get_text_features, tokenizer, list(class_names), templates, device=device)
 
 
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% for z = 1.96): `(low, high)`, in [0, 1]; (0, 1) for no trials."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _generator(seed: int, *keys: int) -> torch.Generator:
     """A CPU generator for one stream (seed, process, purpose): independent streams from one user seed. (CPU, so a
     seed draws the same numbers on any device; the model moves its draws to the input's device.)"""
@@ -551,6 +561,7 @@ def register_cli(subparsers) -> None:
 
 
 __all__ = [
+    "wilson_interval",
     "evaluate_zero_shot",
     "load_metric",
     "prepare_points",

@@ -106,10 +106,11 @@ class DualDenoisingFeatureScheduler:
         prediction_type: `"sample"` (the network predicts z_0) or `"epsilon"` (it predicts the noise).
     """
 
-    def __init__(self, num_train_timesteps: int, beta_schedule: str, prediction_type: str):
+    def __init__(self, num_train_timesteps: int, beta_schedule: str, prediction_type: str, log_snr_shift: float = 0.0):
         self.num_train_timesteps = num_train_timesteps
         self.beta_schedule = beta_schedule
         self.prediction_type = prediction_type
+        self.log_snr_shift = log_snr_shift
         # explicit CPU float64: the schedule is exact bookkeeping, and from_pretrained builds modules on `meta`
         cpu = dict(dtype=torch.float64, device="cpu")
         steps = torch.arange(num_train_timesteps, **cpu)
@@ -123,9 +124,53 @@ class DualDenoisingFeatureScheduler:
             betas = (1 - alpha_bar(steps + 1) / alpha_bar(steps)).clamp(max=0.999)
         else:
             raise ValueError(f"beta_schedule must be 'linear' or 'squaredcos_cap_v2'; got {beta_schedule!r}")
+        # (1) abar_tau = prod_{s <= tau} (1 - beta_s)
+        alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+        if log_snr_shift:
+            # (2) log SNR'(tau) = log SNR(tau) + shift, SNR = abar / (1 - abar)  =>  abar' = sigmoid(logit(abar) + shift)
+            alphas_cumprod = torch.sigmoid(torch.logit(alphas_cumprod) + log_snr_shift)
+            # (3) the betas of the shifted schedule: beta_tau = 1 - abar_tau / abar_{tau-1}
+            betas = 1 - alphas_cumprod / torch.cat([torch.ones(1, **cpu), alphas_cumprod[:-1]])
         self.betas = betas
-        self.alphas_cumprod = torch.cumprod(1 - betas, dim=0)  # float64, (T_f,)
+        self.alphas_cumprod = alphas_cumprod  # float64, (T_f,)
         self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1, device="cpu")
+
+    def sample_timesteps(
+        self,
+        batch_size: int,
+        sampling: str = "uniform",
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+        max_prob: float = 0.0,
+        stratified: bool = False,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """Training timesteps `(batch_size,)`: uniform on {0..T_f-1} or logit-normal (SD3), a share `max_prob` at
+        T_f - 1, optionally stratified across the batch (the config's `feature_timestep_*` fields)."""
+        draw_device = generator.device if generator is not None else device
+
+        def unit(n: int) -> torch.Tensor:  # U[0, 1), stratified: one draw per bin [i/n, (i+1)/n), bins shuffled
+            u = torch.rand(n, generator=generator, device=draw_device, dtype=torch.float64)
+            if not stratified:
+                return u
+            order = torch.randperm(n, generator=generator, device=draw_device)
+            return (order.to(u.dtype) + u) / n
+
+        last = self.num_train_timesteps - 1
+        u = unit(batch_size)
+        if sampling == "uniform":
+            # (4) tau = floor(T_f u), u ~ U[0, 1): uniform on {0..T_f-1}
+            timesteps = (u * self.num_train_timesteps).long().clamp(max=last)
+        elif sampling == "logit_normal":
+            # (5) tau = round((T_f - 1) sigmoid(m + s n)), n = Phi^-1(u) ~ N(0, 1)
+            normal = math.sqrt(2) * torch.erfinv((2 * u - 1).clamp(-1 + 1e-12, 1 - 1e-12))
+            timesteps = (last * torch.sigmoid(logit_mean + logit_std * normal)).round().long()
+        else:
+            raise ValueError(f"timestep sampling must be 'uniform' or 'logit_normal'; got {sampling!r}")
+        if max_prob > 0:  # (6) the mixture: with probability p, tau = T_f - 1
+            timesteps = torch.where(unit(batch_size) < max_prob, torch.full_like(timesteps, last), timesteps)
+        return timesteps.to(device)
 
     def _abar(self, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alpha-bar at `timesteps`, shaped to broadcast over `like (B, ...)`; timestep -1 means the clean end (1)."""
@@ -133,7 +178,7 @@ class DualDenoisingFeatureScheduler:
         return abar.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
     def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        """z_tau = sqrt(abar_tau) z_0 + sqrt(1 - abar_tau) eps."""
+        """(7) z_tau = sqrt(abar_tau) z_0 + sqrt(1 - abar_tau) eps."""
         abar = self._abar(timesteps, original)
         return abar.sqrt() * original + (1 - abar).sqrt() * noise
 
@@ -154,6 +199,7 @@ class DualDenoisingFeatureScheduler:
     def predict_original(self, model_output: torch.Tensor, timestep: torch.Tensor, sample: torch.Tensor):
         if self.prediction_type == "sample":
             return model_output
+        # (8) epsilon prediction: z_0 = (z_tau - sqrt(1 - abar_tau) eps) / sqrt(abar_tau)
         abar = self._abar(timestep, sample)
         return (sample - (1 - abar).sqrt() * model_output) / abar.sqrt()
 
@@ -163,8 +209,19 @@ class DualDenoisingFeatureScheduler:
         prev = torch.full_like(t, self.previous_timestep(timestep))
         x0 = self.predict_original(model_output, t, sample)
         abar_t, abar_prev = self._abar(t, sample), self._abar(prev, sample)
+        # (9) DDIM, eta = 0 (Song et al. 2021, eq. 12): the noise implied by x0 ...
         eps = (sample - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
+        # (10) ... carried to the previous timestep: z_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps
         return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """`x` in the forward pass; its gradient times `scale` in the backward pass (0 = `x.detach()`, 1 = `x`)."""
+    if scale == 1:
+        return x
+    if scale == 0:
+        return x.detach()
+    return x.detach() + scale * (x - x.detach())
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -492,7 +549,10 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.point_noise = DualDenoisingPointNoiseSchedule(config.point_noise_max_sigma, config.point_noise_steps)
         self.scheduler = DualDenoisingFeatureScheduler(
-            config.feature_num_train_timesteps, config.feature_beta_schedule, config.feature_prediction_type
+            config.feature_num_train_timesteps,
+            config.feature_beta_schedule,
+            config.feature_prediction_type,
+            log_snr_shift=config.feature_log_snr_shift,
         )
         self.post_init()
         self._freeze_text_model()
@@ -618,6 +678,15 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         device = generator.device if generator is not None else like.device
         return torch.randint(high, shape, generator=generator, device=device).to(like.device)
 
+    def _point_timesteps(self, batch_size: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """PointDAE's noise levels `(B,)`: t ~ U{0..T-1}, a share `point_noise_clean_prob` of the clouds at t = 0."""
+        t = self._randint(self.config.point_noise_steps, (batch_size,), like, generator)
+        if self.config.point_noise_clean_prob > 0:
+            device = generator.device if generator is not None else like.device
+            clean = torch.rand(batch_size, generator=generator, device=device).to(like.device)
+            t = torch.where(clean < self.config.point_noise_clean_prob, torch.zeros_like(t), t)
+        return t
+
     def _pick(self, embeds: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """`(B, D)` as is; `(B, V, D)` -> one of the V rows per sample, drawn at random."""
         if embeds.dim() == 2:
@@ -644,10 +713,10 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
     def _forward_dual_denoising(self, points, image_embeds, text_embeds, generator) -> DualDenoisingModelOutput:
         config, point_config = self.config, self.config.point_config
         batch_size = points.shape[0]
-        # Upper branch, corruption (paper Fig. 1): x_t = x_0 + sigma_t eps, t ~ U{0..T-1} per cloud
-        t = self._randint(config.point_noise_steps, (batch_size,), points, generator)
+        # (1) Upper branch, corruption (paper Fig. 1): x_t = x_0 + sigma_t eps, t ~ U{0..T-1} per cloud
+        t = self._point_timesteps(batch_size, points, generator)
         noisy = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
-        # Tokenisation (paper Fig. 3): FPS on the clean cloud; clean and noisy centres at the same indices;
+        # (2) Tokenisation (paper Fig. 3): FPS on the clean cloud; clean and noisy centres at the same indices;
         # kNN around c_t in x_t (noisy patches) and around c_0 in x_0 (clean patches)
         center_indices = farthest_point_sample(points, point_config.num_groups)  # (B, G)
         clean_centers = gather_points(points[..., :3], center_indices)  # (B, G, 3)
@@ -667,7 +736,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             positions = positions[visible].reshape(batch_size, num_visible, -1)
         hidden_states = self.encoder(tokens, positions)
 
-        # PointDAE decoder on the last block's group tokens
+        # (3) PointDAE decoder on the last block's group tokens: L_rec = Chamfer(P_hat, P_0 + c_0 - c_t)
         predicted_patches = self.decoder(hidden_states[-1][:, 1:], noisy_centers, visible)  # (B, G, k, 3)
         scored = ~visible if visible is not None else torch.ones_like(center_indices, dtype=torch.bool)
         reconstruction_loss = chamfer_distance(
@@ -676,14 +745,27 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             norm=config.reconstruction_loss.removeprefix("chamfer_"),
         )
 
-        # Lower branch: DDPM over the teacher feature, cross-attending to the (stop-gradient) point tokens
+        # (4) Lower branch: DDPM over the teacher feature z_0 = sqrt(D) normalize(e), tau from the configured
+        # distribution, z_tau = sqrt(abar_tau) z_0 + sqrt(1 - abar_tau) eps on the (shifted) schedule
         z0 = self._feature_target(image_embeds, text_embeds, generator)  # (B, D), float32
         noise = self._randn(z0.shape, z0, generator)
-        tau = self._randint(config.feature_num_train_timesteps, (batch_size,), z0, generator)
+        tau = self.scheduler.sample_timesteps(
+            batch_size,
+            sampling=config.feature_timestep_sampling,
+            logit_mean=config.feature_logit_mean,
+            logit_std=config.feature_logit_std,
+            max_prob=config.feature_timestep_max_prob,
+            stratified=config.feature_timestep_stratified,
+            generator=generator,
+            device=z0.device,
+        )
         z_tau = self.scheduler.add_noise(z0, noise, tau)
-        context_states = tuple(h.detach() for h in hidden_states) if config.denoiser_stop_gradient else hidden_states
+        # (5) the denoiser cross-attends to the point tokens; the feature loss reaches them scaled by gamma
+        gamma = config.denoiser_context_grad_scale
+        context_states = tuple(scale_gradient(h, gamma) for h in hidden_states)
         context = self.denoiser.project_context(context_states)
         predicted = self.denoiser(z_tau.to(hidden_states[-1].dtype), tau, context).float()
+        # (6) L_feat = || f(z_tau, tau, tokens) - z_0 ||^2 (x0 prediction), L = lambda_rec L_rec + lambda_feat L_feat
         target = z0 if config.feature_prediction_type == "sample" else noise
         feature_loss = F.mse_loss(predicted, target)
         z0_estimate = self.scheduler.predict_original(predicted, tau, z_tau)
@@ -709,6 +791,9 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         """ULIP: clean input, pooled tokens projected to D, symmetric InfoNCE against image and text embeddings."""
         if image_embeds is None and text_embeds is None:
             raise ValueError("the contrastive objective needs image_embeds and/or text_embeds to align with")
+        if self.training and self.config.point_noise_augmentation:  # the control: the method's point noise, x + sigma_t eps
+            t = self._point_timesteps(points.shape[0], points, generator)
+            points = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
         hidden_states = self.encode(points)
         point_embeds = F.normalize(self._pool_and_project(hidden_states[-1]).float(), dim=-1)
         labels = torch.arange(points.shape[0], device=points.device)

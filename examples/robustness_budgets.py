@@ -1,0 +1,171 @@
+"""Clean and adversarial zero-shot accuracy of trained models side by side, with Wilson 95% intervals (the README's
+tables for issues 13 and 19).
+
+    python examples/robustness_budgets.py --work-dir outputs/world --out outputs/world/tables/800.json \
+        --model "ULIP baseline=outputs/world/runs/contrastive_800" \
+        --model "Dual Denoising=outputs/world/runs/dd_800" --robust-samples 128 --eps 0.01 0.02 --eot 4
+
+For every model: clean top-1 on the whole test split, and on a seeded subset of --robust-samples test shapes (the same
+for every model) PGD-Linf at each --eps:
+  adaptive     gradients through the whole inference chain (encoder, K chains, S DDIM steps), EOT over --eot noise
+               draws per step, scored with a fresh draw: the headline;
+  fixed        fixed randomness: one noise draw, the same at attack and at test time (a white-box attack on a
+               deterministic function; for a stochastic model the robust accuracy is the minimum of the two);
+  long         the adaptive attack with --long-steps steps instead of --steps (does robust accuracy still fall?).
+Deterministic models (the contrastive baselines) get one attack per eps (EOT and fixed randomness are the same).
+Also: milliseconds per cloud of clean inference (batch 64, this machine's threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
+
+from dual_denoising import DualDenoisingModel  # noqa: E402
+from dual_denoising.attacks import PGDLinf, ZeroShotClassifier  # noqa: E402
+from dual_denoising.data import load_triples  # noqa: E402
+from dual_denoising.evaluation import class_embeddings, wilson_interval  # noqa: E402
+from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
+
+
+class FixedRandomnessClassifier(ZeroShotClassifier):
+    """The model with its noise frozen: every call draws from a generator re-seeded with `noise_seed`, so the attack
+    and the scoring see the same function (deterministic, so attacks query it once per step)."""
+
+    def __init__(self, *args, noise_seed: int = 1234, **kwargs):
+        super().__init__(*args, stochastic=False, **kwargs)
+        self.noise_seed = noise_seed
+
+    def logits(self, points, generator=None):
+        self.stochastic = True  # pass a generator to the model ...
+        try:
+            return super().logits(points, torch.Generator().manual_seed(self.noise_seed))
+        finally:
+            self.stochastic = False  # ... but tell the attacks that one query is enough
+
+    __call__ = logits
+
+
+def accuracy(classifier, points, labels, batch_size: int, seed: int) -> np.ndarray:
+    """`(B,)` booleans: top-1 right, each batch scored with its own fresh seeded draw."""
+    right = []
+    with torch.no_grad():
+        for i, start in enumerate(range(0, len(points), batch_size)):
+            chunk = slice(start, start + batch_size)
+            logits = classifier(points[chunk], generator=torch.Generator().manual_seed(seed + i))
+            right.append((logits.argmax(1) == labels[chunk]).numpy())
+    return np.concatenate(right)
+
+
+def attacked(attack, classifier, points, labels, batch_size: int) -> torch.Tensor:
+    out = []
+    for i, start in enumerate(range(0, len(points), batch_size)):
+        chunk = slice(start, start + batch_size)
+        out.append(attack(classifier, points[chunk], labels[chunk], generator=torch.Generator().manual_seed(100 + i)))
+    return torch.cat(out)
+
+
+def summary(right: np.ndarray) -> dict:
+    low, high = wilson_interval(int(right.sum()), len(right))
+    return {"accuracy": float(right.mean()), "low": low, "high": high, "n": len(right)}
+
+
+def evaluate_model(model_dir: Path, points, labels, names, args) -> dict:
+    model = DualDenoisingModel.from_pretrained(model_dir).eval()
+    stochastic = model.config.objective == "dual_denoising"
+    feature_kwargs = {"num_noise_samples": args.chains, "num_inference_steps": args.inference_steps} if stochastic else {}
+    with torch.no_grad():
+        class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(model_dir))
+    classifier = ZeroShotClassifier(model, class_embeds, **feature_kwargs)
+    start = time.perf_counter()
+    clean = accuracy(classifier, points, labels, 64, seed=0)
+    row = {"model": model_dir.name, "objective": model.config.objective, "feature_kwargs": feature_kwargs,
+           "clean": summary(clean), "ms_per_cloud": 1000 * (time.perf_counter() - start) / len(points)}
+    subset = torch.as_tensor(np.random.default_rng(0).permutation(len(points))[: args.robust_samples])
+    sub_points, sub_labels = points[subset], labels[subset]
+    row["subset_clean"] = summary(accuracy(classifier, sub_points, sub_labels, args.batch_size, seed=0))
+    for eps in args.eps:
+        cell = {}
+        attack = PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic else 1)
+        adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
+        cell["adaptive"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
+        if stochastic and not args.skip_fixed:
+            fixed = FixedRandomnessClassifier(model, class_embeds, **feature_kwargs)
+            adversarial = attacked(PGDLinf(eps=eps, steps=args.steps), fixed, sub_points, sub_labels, args.batch_size)
+            cell["fixed"] = summary(accuracy(fixed, adversarial, sub_labels, args.batch_size, seed=0))
+            cell["robust"] = min(cell["adaptive"], cell["fixed"], key=lambda c: c["accuracy"])
+        else:
+            cell["robust"] = cell["adaptive"]
+        if eps in args.long_eps:
+            attack = PGDLinf(eps=eps, steps=args.long_steps, eot_samples=args.eot if stochastic else 1)
+            adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
+            cell["long"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
+        row[f"pgd_linf_{eps}"] = cell
+        print(f"  {model_dir.name} eps {eps}: " + ", ".join(f"{k} {100 * v['accuracy']:.1f}" for k, v in cell.items()),
+              flush=True)
+    return row
+
+
+def pct(cell: dict | None) -> str:
+    if cell is None:
+        return "-"
+    return f"{100 * cell['accuracy']:.1f} [{100 * cell['low']:.0f}, {100 * cell['high']:.0f}]"
+
+
+def markdown(rows: dict, eps: list[float]) -> str:
+    head = "| model | clean top-1, test | " + " | ".join(f"PGD-Linf {e}: adaptive / fixed / long" for e in eps)
+    lines = [head + " | ms / cloud |", "|---|---:|" + "---:|" * len(eps) + "---:|"]
+    for name, row in rows.items():
+        cells = []
+        for e in eps:
+            c = row.get(f"pgd_linf_{e}", {})
+            cells.append(" / ".join(pct(c.get(k)) for k in ("adaptive", "fixed", "long")))
+        lines.append(f"| {name} | {pct(row['clean'])} | " + " | ".join(cells) + f" | {row['ms_per_cloud']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
+    parser.add_argument("--model", action="append", required=True, help="NAME=FOLDER (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON results (rows already there are reused)")
+    parser.add_argument("--robust-samples", type=int, default=128)
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.01, 0.02])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--long-steps", type=int, default=100)
+    parser.add_argument("--long-eps", type=float, nargs="*", default=[], help="eps at which to run the long attack")
+    parser.add_argument("--eot", type=int, default=4)
+    parser.add_argument("--skip-fixed", action="store_true")
+    parser.add_argument("--chains", type=int, default=1, help="K for Dual Denoising models")
+    parser.add_argument("--inference-steps", type=int, default=1, help="S for Dual Denoising models")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    test = load_triples(args.work_dir / "synthshapes-1024", split="test").with_format("numpy")
+    points = normalize_to_unit_sphere(torch.as_tensor(np.stack(test["points"])).float())
+    labels = torch.as_tensor(np.asarray(test["label"]))
+    names = test.features["label"].names
+    rows = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for spec in args.model:
+        name, _, folder = spec.partition("=")
+        if name in rows:
+            continue
+        print(f"{name}: {folder}", flush=True)
+        rows[name] = evaluate_model(Path(folder), points, labels, names, args)
+        rows[name]["command_settings"] = {k: v for k, v in vars(args).items() if k not in ("model", "out", "work_dir")}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(markdown(rows, args.eps))
+
+
+if __name__ == "__main__":
+    main()
