@@ -1,4 +1,4 @@
-"""Zero-shot evaluation, metrics and the `evaluate` command (issue 7; design/method.md section 8)."""
+"""Zero-shot evaluation, metrics and the `evaluate` command (issue 7; docs/design.md section 8)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,11 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_dual_denoising import DualDenoisingConfig, DualDenoisingDenoiserConfig, DualDenoisingPointConfig
 from .modeling_dual_denoising import DualDenoisingModel, DualDenoisingModelOutput, DualDenoisingPreTrainedModel
-from .pipeline_dual_denoising import ZeroShot3DClassificationPipeline  # registers "zero-shot-3d-classification"
+from .pipeline_dual_denoising import (  # registers "zero-shot-3d-classification"
+    ZeroShot3DClassificationPipeline,
+    embedded_models,
+    resolve_model,
+)
 
 AutoConfig.register(DualDenoisingConfig.model_type, DualDenoisingConfig, exist_ok=True)
 AutoConfig.register(DualDenoisingPointConfig.model_type, DualDenoisingPointConfig, exist_ok=True)
@@ -28,4 +32,6 @@ __all__ = [
     "DualDenoisingModelOutput",
     "DualDenoisingPreTrainedModel",
     "ZeroShot3DClassificationPipeline",
+    "embedded_models",
+    "resolve_model",
 ]

@@ -1,4 +1,4 @@
-"""White-box attacks on zero-shot point-cloud classifiers, and two input-purification defences (design section 8).
+"""White-box attacks on zero-shot point-cloud classifiers, and two input-purification defences (docs/design.md section 8).
 
 Every attack is a small dataclass whose fields are its parameters, called as
 

@@ -1,4 +1,4 @@
-"""Dual Denoising configuration: every hyper-parameter of the method (design/method.md) is a field here."""
+"""Dual Denoising configuration: every hyper-parameter of the method (docs/design.md) is a field here."""
 
 from __future__ import annotations
 

@@ -506,7 +506,7 @@ class PointCloudTransform(PointTransform):
     Args:
         num_points: points per cloud (default 1024, the paper's); `None` keeps each cloud's own size.
         sample_method: `"fps"` (default, ULIP) or `"random"`; see `resample_points` (also for `pad`, `min_points`).
-        normalize: centre and scale into the unit sphere (default True; design section 2).
+        normalize: centre and scale into the unit sphere (default True; docs/design.md section 2).
         augmentations: a callable on one cloud, e.g. `ulip_augmentations()`; `None` for none (evaluation).
         random_start: FPS starts at a random point per cloud (training) instead of index 0 (evaluation).
         with_colors: append the `colors` column as channels 3:6, giving `(num_points, 6)`.

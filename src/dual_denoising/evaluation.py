@@ -1,4 +1,4 @@
-"""Zero-shot evaluation of a 3D encoder on a labelled point-cloud dataset, clean and under attack (design section 8).
+"""Zero-shot evaluation of a 3D encoder on a labelled point-cloud dataset, clean and under attack (docs/design.md section 8).
 
     from dual_denoising.evaluation import evaluate_zero_shot
     results = evaluate_zero_shot(model, load_triples(folder, split="test"), tokenizer=tokenizer,
@@ -341,7 +341,7 @@ def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: s
             )
         if results["stochastic"] and any(e["params"].get("eot_samples", 1) == 1 for e in attacks.values()):
             lines += ["", "**Warning:** the model is stochastic and some attacks ran without EOT (eot_samples=1); "
-                      "their numbers are not robustness numbers (design section 8)."]
+                      "their numbers are not robustness numbers (docs/design.md section 8)."]
         lines.append("")
     if results.get("pgd_linf_eps_sweep"):
         lines += ["## PGD-Linf accuracy against epsilon", "", "| eps | accuracy (%) |", "|---:|---:|"]
@@ -478,7 +478,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them")
-    model_dir = Path(args.model)
+    from .pipeline_dual_denoising import resolve_model
+
+    model_dir = Path(resolve_model(args.model))
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json)")
     dataset = load_triples(args.dataset, split=args.split)

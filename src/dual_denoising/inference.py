@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .fileio import load_points
 from .modeling_dual_denoising import DualDenoisingModel
-from .pipeline_dual_denoising import EMBEDDED_MODEL, TASK, prepare_point_cloud
+from .pipeline_dual_denoising import EMBEDDED_MODEL, TASK, embedded_models, prepare_point_cloud, resolve_model
 from .prompts import encode_class_names
 
 __all__ = ["cosine_top_k", "embed_point_clouds", "encode_class_names", "load_model_and_tokenizer"]
@@ -103,7 +103,7 @@ def _run_classify(args: argparse.Namespace) -> int:
         raise ValueError("--labels is empty; give the candidate labels, e.g. --labels chair table lamp")
     paths = _check_files(args.files)
     clouds = [load_points(p) for p in paths]  # bad files fail here, before the model is loaded
-    classifier = pipeline(TASK, model=args.model)
+    classifier = pipeline(TASK, model=resolve_model(args.model))
     results = classifier(
         clouds,
         candidate_labels=labels,
@@ -131,7 +131,7 @@ def _run_embed(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     paths = _check_files(args.files)
     clouds = [load_points(p) for p in paths]
-    model, _ = load_model_and_tokenizer(args.model)
+    model, _ = load_model_and_tokenizer(resolve_model(args.model))
     embeds = embed_point_clouds(
         model, clouds, args.batch_size, args.num_noise_samples, args.num_inference_steps
     )
@@ -150,7 +150,8 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=str(EMBEDDED_MODEL),
-                        help="a saved model folder or Hub id (default: the embedded SynthShapes model)")
+                        help="a shipped model's short name (dual-denoising models lists them), a saved model folder "
+                        "or a Hub id (default: the embedded default model)")
     parser.add_argument("--num-noise-samples", type=int, default=None, help="K parallel chains (default: model's)")
     parser.add_argument("--num-inference-steps", type=int, default=None, help="S denoising steps (default: model's)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -160,6 +161,19 @@ def _run_classes(args: argparse.Namespace) -> int:
     from .recipes import embedded_model_classes
 
     print("\n".join(embedded_model_classes()))
+    return 0
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    """The shipped models by short name, the default marked, with what each one is."""
+    import json
+
+    for name, folder in embedded_models().items():
+        meta_file = folder / "metadata.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        mark = "*" if EMBEDDED_MODEL is not None and folder == EMBEDDED_MODEL else " "
+        print(f"{mark} {name:<22} {meta.get('summary', '')}")
+    print("(* the default; pass a short name as --model, or resolve_model(name) to pipeline(model=...))")
     return 0
 
 
@@ -190,3 +204,8 @@ def register_cli(subparsers) -> None:
         description="The classes the embedded default model was trained on (use them as --labels).",
     )
     classes.set_defaults(func=_run_classes)
+    models = subparsers.add_parser(
+        "models", help="list the models shipped in the package, by short name",
+        description="The models shipped in the package: their short names (for --model), the default marked.",
+    )
+    models.set_defaults(func=_run_models)

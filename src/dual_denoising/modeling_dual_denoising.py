@@ -1,6 +1,6 @@
 """Dual Denoising (Luo, Qu, Gao, arXiv 2407.00905): robust 3D representations distilled from CLIP.
 
-Read top to bottom as the data flows (design/method.md fixes every choice):
+Read top to bottom as the data flows (docs/design.md gives every choice and departure):
 
     points (B, N, 3) --FPS on the clean cloud--> G centres --kNN--> patches (B, G, k, 3)
       --mini-PointNet--> tokens (B, G, W) --encoder (L_e blocks)--> point tokens of every block

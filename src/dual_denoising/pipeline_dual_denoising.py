@@ -13,6 +13,7 @@ carries it for `trust_remote_code=True` users.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,41 @@ from .point_ops import check_points, farthest_point_sample, normalize_to_unit_sp
 from .prompts import DEFAULT_TEMPLATES, encode_class_names
 
 TASK = "zero-shot-3d-classification"
-# The small model shipped in the package (examples/train_embedded_default.py): the task's default model.
-EMBEDDED_MODEL = Path(__file__).resolve().parent / "pretrained" / "synthshapes-tiny"
+# The small models shipped in the package, one folder each under pretrained/, addressed by their folder name (a short
+# name such as "dual-denoising-tiny"); pretrained/index.json names the task's default and why it was chosen.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def embedded_models() -> dict[str, Path]:
+    """`{short name: folder}` of the models shipped in the package (empty where the package data is absent, e.g. in a
+    model folder's remote-code copy of this file)."""
+    if not PRETRAINED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(PRETRAINED_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def default_model_name() -> str | None:
+    index = PRETRAINED_DIR / "index.json"
+    return json.loads(index.read_text())["default"] if index.is_file() else None
+
+
+def resolve_model(name_or_path: str | Path) -> str:
+    """A shipped model's short name -> its folder; anything else (a folder, a Hub id) is returned as it is. An
+    existing local folder of the same name wins over the short name."""
+    name = str(name_or_path)
+    models = embedded_models()
+    if name in models and not Path(name).exists():
+        return str(models[name])
+    return name
+
+
+_default_name = default_model_name()
+# The task's default model (examples/train_embedded_default.py and the README's "Choosing the default").
+EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 
 
 def prepare_point_cloud(points: Any, num_points: int, min_points: int, in_channels: int = 3) -> torch.Tensor:
-    """One cloud as the model expects it: float32 `(num_points, C)` on the unit sphere (design section 2).
+    """One cloud as the model expects it: float32 `(num_points, C)` on the unit sphere (docs/design.md section 2).
 
     More points than `num_points` are reduced by farthest point sampling (from index 0); fewer are filled up by
     repeating points (a fixed, seeded draw); then the cloud is normalised. Fewer than `min_points`, NaN or Inf raise
@@ -193,6 +223,6 @@ PIPELINE_REGISTRY.register_pipeline(
     TASK,
     pipeline_class=ZeroShot3DClassificationPipeline,
     pt_model=AutoModel,
-    default={"model": (str(EMBEDDED_MODEL), None)},
+    default={"model": (str(EMBEDDED_MODEL), None)} if EMBEDDED_MODEL is not None else None,
     type="multimodal",
 )

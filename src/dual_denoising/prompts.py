@@ -1,4 +1,4 @@
-"""Class embeddings for zero-shot classification (design section 6): the mean over prompt templates of the normalised
+"""Class embeddings for zero-shot classification (docs/design.md section 6): the mean over prompt templates of the normalised
 CLIP text embeddings, normalised again (ULIP practice). Imports only torch, so Hub remote code can use it."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .data import METADATA_FILE
-from .pipeline_dual_denoising import EMBEDDED_MODEL
+from .pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR
 
 # The pretraining budget every variant of the replication table gets: same data, teacher, steps and schedule.
 DEFAULT_BUDGET = {
@@ -139,29 +139,38 @@ def pretrain_variant(
     return out_dir
 
 
-def pack_embedded_default(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
-                          dest: str | Path | None = None) -> Path:
-    """Copy a trained model folder (weights, config, text tower, tokenizer, model card) into the package data, with a
-    `metadata.json` that lists its classes and says how it was made."""
-    model_dir, dest = Path(model_dir), Path(dest or EMBEDDED_MODEL)
+def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
+                        name: str, summary: str, make_default: bool = False, default_reason: str | None = None,
+                        extra_metadata: dict | None = None) -> Path:
+    """Copy a trained model folder (weights, config, text tower, tokenizer, model card) into the package data as
+    `pretrained/<name>`, with a `metadata.json` that lists its classes and says how it was made; `make_default`
+    also names it the task's default in `pretrained/index.json`, with the reason."""
+    model_dir, dest = Path(model_dir), PRETRAINED_DIR / name
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     # the model's code copies (its trust_remote_code export) are left out: inside the package the package's code runs
     for path in model_dir.iterdir():
-        if path.is_file() and path.suffix in (".json", ".safetensors", ".txt", ".md"):
+        if path.is_file() and path.suffix in (".json", ".safetensors", ".txt", ".md") and path.name != "metadata.json":
             shutil.copy2(path, dest / path.name)
     data_meta = json.loads((Path(dataset_dir) / METADATA_FILE).read_text())
     teacher_metrics = json.loads((Path(teacher_dir) / "teacher_metrics.json").read_text())
-    results = json.loads((model_dir / "train_results.json").read_text())
+    results_file = model_dir / "train_results.json"
     metadata = {
+        "name": name,
+        "summary": summary,
         "classes": data_meta["classes"],
         "dataset": {k: data_meta.get(k) for k in ("seed", "shapes_per_class", "views", "image_size", "num_points",
                                                    "generator_version", "splits")},
         "teacher_zero_shot_top1": teacher_metrics.get("zero_shot_top1"),
-        "training": results,
+        "training": json.loads(results_file.read_text()) if results_file.is_file() else None,
         "recipe": recipe,
+        **(extra_metadata or {}),
     }
+    if make_default:
+        metadata["default_reason"] = default_reason
+        (PRETRAINED_DIR / "index.json").write_text(json.dumps({"default": name, "reason": default_reason},
+                                                              indent=2) + "\n")
     (dest / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return dest
 
