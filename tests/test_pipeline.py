@@ -190,7 +190,7 @@ class TestCLI:
             files.append(str(tmp_path / f"{i}.npy"))
         assert cli_main(["embed", *files, "--out", str(tmp_path / "e.npy"), "--model", str(saved_model)]) == 0
         assert np.load(tmp_path / "e.npy").shape == (3, tester.embed_dim)
-        assert (tmp_path / "e.txt").read_text().split() == files
+        assert (tmp_path / "e.rows.txt").read_text().split() == files
         assert cli_main(["embed", *files, "--out", str(tmp_path / "e.parquet"), "--model", str(saved_model)]) == 0
         assert cli_main(["embed", *files, "--out", str(tmp_path / "e.npy"), "--model", str(saved_model)]) == 1
 

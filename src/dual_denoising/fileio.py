@@ -57,6 +57,8 @@ def load_points(
             f"{path}: unsupported file extension {path.suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; pass a point or mesh file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if num_points is not None and num_points < 1:
@@ -97,7 +99,10 @@ def _read_array(path: Path) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as err:  # numpy raises ValueError/OSError/EOFError/BadZipFile depending on the damage
-        raise ValueError(f"{path}: cannot be read as a numpy {path.suffix} file ({err})") from err
+        # numpy's own message may suggest allow_pickle=True: never do that for a file of unknown origin
+        reason = "it holds pickled Python objects, which are not loaded" if "pickle" in str(err) else (
+            "the file is damaged or is not a numpy file")
+        raise ValueError(f"{path}: cannot be read as a numpy {path.suffix} array ({reason})") from None
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:
@@ -174,7 +179,7 @@ def _read_mesh(path: Path, count: int, rng: np.random.Generator) -> tuple[np.nda
     except ImportError as err:  # pragma: no cover - trimesh is in the `mesh` extra
         raise ImportError(f"reading {path.suffix} files needs trimesh: pip install 'dual-denoising[mesh]'") from err
     try:
-        geometry = trimesh.load(path)
+        geometry = trimesh.load(path, process=False)  # processing would silently drop NaN vertices
     except Exception as err:  # trimesh raises many types on damaged files
         raise ValueError(f"{path}: cannot be read as a {path.suffix} file ({type(err).__name__}: {err})") from err
     if isinstance(geometry, trimesh.Scene):
@@ -185,6 +190,9 @@ def _read_mesh(path: Path, count: int, rng: np.random.Generator) -> tuple[np.nda
     faces = getattr(geometry, "faces", None)
     if len(vertices) == 0:
         raise ValueError(f"{path}: the file holds no vertices")
+    if not np.isfinite(vertices).all():
+        row = int(np.nonzero(~np.isfinite(vertices).all(axis=1))[0][0])
+        raise ValueError(f"{path}: vertex {row} is NaN or Inf; repair the mesh (its faces would be sampled wrongly)")
     if faces is not None and len(faces) > 0:
         if not geometry.area > 0:
             raise ValueError(f"{path}: the mesh has {len(faces)} faces but zero surface area; cannot sample it")

@@ -5,8 +5,9 @@
 
 Retrieval (3D -> text, 3D -> 3D, text -> 3D) is a cosine top-k over L2-normalised embeddings:
 
-    >>> from dual_denoising.inference import embed_point_clouds, cosine_top_k, load_model_and_tokenizer
-    >>> model, tokenizer = load_model_and_tokenizer("path/to/model")
+    >>> from dual_denoising.inference import embed_point_clouds, cosine_top_k, encode_class_names
+    >>> from dual_denoising.inference import load_model_and_tokenizer
+    >>> model, tokenizer = load_model_and_tokenizer("path/to/model")      # or a shipped model's short name
     >>> database = embed_point_clouds(model, ["a.ply", "b.ply", "c.ply"])      # (3, D)
     >>> scores, indices = cosine_top_k(database[:1], database, k=2)            # 3D -> 3D: a.ply's neighbours
     >>> labels = encode_class_names(model.get_text_features, tokenizer, ["chair", "lamp"])
@@ -26,22 +27,16 @@ import torch.nn.functional as F
 
 from .fileio import load_points
 from .modeling_dual_denoising import DualDenoisingModel
-from .pipeline_dual_denoising import EMBEDDED_MODEL, TASK, embedded_models, prepare_point_cloud, resolve_model
-from .prompts import encode_class_names
+from .pipeline_dual_denoising import (
+    EMBEDDED_MODEL,
+    TASK,
+    embedded_models,
+    load_model_and_tokenizer,
+    prepare_point_cloud,
+)
+from .prompts import encode_class_names, normalize_labels
 
 __all__ = ["cosine_top_k", "embed_point_clouds", "encode_class_names", "load_model_and_tokenizer"]
-
-
-def load_model_and_tokenizer(model: str | Path, device: str | torch.device = "cpu"):
-    """A `DualDenoisingModel` in eval mode and its tokenizer (None when the folder has none)."""
-    from transformers import AutoTokenizer
-
-    loaded = DualDenoisingModel.from_pretrained(model).to(device).eval()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-    except (OSError, ValueError):
-        tokenizer = None
-    return loaded, tokenizer
 
 
 def cosine_top_k(queries, database, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,16 +58,24 @@ def embed_point_clouds(
     num_noise_samples: int | None = None,
     num_inference_steps: int | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> np.ndarray:
     """L2-normalised 3D embeddings `(len(clouds), D)` of arrays `(N, 3)` or file paths, prepared as the pipeline
     prepares them (unit sphere, FPS to the model's point count) and seeded the same way."""
+    from tqdm.auto import tqdm
+
     config = model.config.point_config
     min_points = max(config.group_size, config.num_groups)
     device = next(model.parameters()).device
     out = []
+    bar = tqdm(total=len(clouds), unit="cloud", desc="embedding", disable=not progress)
     for start in range(0, len(clouds), batch_size):
-        batch = [load_points(c) if isinstance(c, (str, Path)) else c for c in clouds[start : start + batch_size]]
-        points = torch.stack([prepare_point_cloud(c, config.num_points, min_points, config.in_channels) for c in batch])
+        chunk = clouds[start : start + batch_size]
+        points = torch.stack([
+            prepare_point_cloud(load_points(c) if isinstance(c, (str, Path)) else c, config.num_points, min_points,
+                                config.in_channels, source=str(c) if isinstance(c, (str, Path)) else None)
+            for c in chunk
+        ])
         with torch.no_grad():
             embeds = model.get_point_features(
                 points.to(device, model.dtype),
@@ -81,6 +84,8 @@ def embed_point_clouds(
                 generator=[torch.Generator(device).manual_seed(seed) for _ in range(points.shape[0])],
             )
         out.append(embeds.float().cpu().numpy())
+        bar.update(len(chunk))
+    bar.close()
     return np.concatenate(out) if out else np.zeros((0, model.config.embed_dim), dtype=np.float32)
 
 
@@ -89,28 +94,57 @@ def embed_point_clouds(
 # ----------------------------------------------------------------------------------------------------------------------
 def _check_files(files: Sequence[str]) -> list[Path]:
     paths = [Path(f) for f in files]
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        raise ValueError(f"{', '.join(folders)}: is a folder; pass the point or mesh files in it (e.g. {folders[0]}/*.ply)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no such file: {', '.join(missing)}")
     return paths
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching: not with --quiet, not when stderr is not a terminal."""
+    import sys
+
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _load_files(paths: list[Path], progress: bool) -> list[np.ndarray]:
+    from tqdm.auto import tqdm
+
+    return [load_points(p) for p in tqdm(paths, unit="file", desc="reading", disable=not progress or len(paths) < 2)]
+
+
+def _check_feature_options(model, args: argparse.Namespace) -> None:
+    given = [flag for flag, value in (("--num-noise-samples", args.num_noise_samples),
+                                      ("--num-inference-steps", args.num_inference_steps)) if value is not None]
+    if given and model.config.objective != "dual_denoising":
+        raise ValueError(f"{' and '.join(given)} apply to Dual Denoising models; this model is the "
+                         f"{model.config.objective} baseline, which samples no noise: leave them out")
+
+
 def _run_classify(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
-    labels = [label for label in args.labels if label.strip()]
-    if not labels:
-        raise ValueError("--labels is empty; give the candidate labels, e.g. --labels chair table lamp")
+    # the CLI takes labels as words or comma-separated lists: both are split on commas, as a Python string is
+    labels = normalize_labels(",".join(args.labels), name="--labels")
     paths = _check_files(args.files)
-    clouds = [load_points(p) for p in paths]  # bad files fail here, before the model is loaded
-    classifier = pipeline(TASK, model=resolve_model(args.model))
-    results = classifier(
-        clouds,
-        candidate_labels=labels,
-        num_noise_samples=args.num_noise_samples,
-        num_inference_steps=args.num_inference_steps,
-        batch_size=args.batch_size,
-    )
+    progress = _show_progress(args)
+    clouds = _load_files(paths, progress)  # bad files fail here, before the model is loaded
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    _check_feature_options(model, args)
+    classifier = pipeline(TASK, model=model, tokenizer=tokenizer)
+    from tqdm.auto import tqdm
+
+    results = []
+    bar = tqdm(total=len(clouds), unit="cloud", desc="classifying", disable=not progress or len(clouds) < 2)
+    for start in range(0, len(clouds), args.batch_size):
+        chunk = clouds[start : start + args.batch_size]
+        results += classifier(chunk, candidate_labels=labels, num_noise_samples=args.num_noise_samples,
+                              num_inference_steps=args.num_inference_steps, batch_size=args.batch_size)
+        bar.update(len(chunk))
+    bar.close()
     top = [result[: args.top_k] for result in results]
     if args.json:
         print(json.dumps({str(p): r for p, r in zip(paths, top)}, indent=2))
@@ -127,34 +161,62 @@ def _run_embed(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".npy", ".parquet"):
         raise ValueError(f"--out must end in .npy or .parquet; got {out.name}")
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     paths = _check_files(args.files)
-    clouds = [load_points(p) for p in paths]
-    model, _ = load_model_and_tokenizer(resolve_model(args.model))
+    # what the command writes: the embeddings, and for .npy the row order beside them
+    written = [out] + ([out.with_name(out.stem + ".rows.txt")] if out.suffix == ".npy" else [])
+    inputs = {p.resolve() for p in paths}
+    clash = [str(w) for w in written if w.resolve() in inputs]
+    if clash:
+        raise ValueError(f"{', '.join(clash)} is one of the input files; choose another --out so no input is replaced")
+    existing = [str(w) for w in written if w.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exists; pass --overwrite to replace it, or choose another --out")
+    progress = _show_progress(args)
+    clouds = _load_files(paths, progress)
+    model, _ = load_model_and_tokenizer(args.model)
+    _check_feature_options(model, args)
     embeds = embed_point_clouds(
-        model, clouds, args.batch_size, args.num_noise_samples, args.num_inference_steps
+        model, clouds, args.batch_size, args.num_noise_samples, args.num_inference_steps, progress=progress
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, embeds)
-        out.with_suffix(".txt").write_text("".join(f"{p}\n" for p in paths))
-        print(f"wrote {embeds.shape} embeddings to {out} (row order in {out.with_suffix('.txt')})")
+        written[1].write_text("".join(f"{p}\n" for p in paths))
+        print(f"wrote {embeds.shape} embeddings to {out} (row order in {written[1]})")
     else:
-        from datasets import Dataset
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        Dataset.from_dict({"path": [str(p) for p in paths], "embedding": list(embeds)}).to_parquet(str(out))
+        table = pa.table({"path": [str(p) for p in paths],
+                          "embedding": pa.array(list(embeds), type=pa.list_(pa.float32()))})
+        pq.write_table(table, out)
         print(f"wrote {embeds.shape} embeddings to {out} (columns: path, embedding)")
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=str(EMBEDDED_MODEL),
-                        help="a shipped model's short name (dual-denoising models lists them), a saved model folder "
-                        "or a Hub id (default: the embedded default model)")
-    parser.add_argument("--num-noise-samples", type=int, default=None, help="K parallel chains (default: model's)")
-    parser.add_argument("--num-inference-steps", type=int, default=None, help="S denoising steps (default: model's)")
-    parser.add_argument("--batch-size", type=int, default=8)
+                        help="a shipped model's short name (`dual-denoising models` lists them), a saved model "
+                        "folder or a Hub id owner/name; default: the shipped default model")
+    parser.add_argument("--num-noise-samples", type=_positive_int, default=None,
+                        help="K, parallel denoising chains per cloud (Dual Denoising models only; default: the "
+                        "model's config)")
+    parser.add_argument("--num-inference-steps", type=_positive_int, default=None,
+                        help="S, DDIM steps per chain (Dual Denoising models only; default: the model's config)")
+    parser.add_argument("--batch-size", type=_positive_int, default=8,
+                        help="clouds per forward pass: larger is faster and takes more memory")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
+                        "is not a terminal)")
 
 
 def _run_classes(args: argparse.Namespace) -> int:
@@ -182,9 +244,13 @@ def register_cli(subparsers) -> None:
         "classify", help="zero-shot classify point-cloud or mesh files",
         description="Zero-shot classification of point-cloud or mesh files against candidate labels.",
     )
-    classify.add_argument("files", nargs="+", help="point or mesh files (.npy .npz .xyz .txt .pts .ply .obj ...)")
-    classify.add_argument("--labels", nargs="+", required=True, help="candidate labels")
-    classify.add_argument("--top-k", type=int, default=5, help="labels to show per file")
+    classify.add_argument("files", nargs="+", help="point or mesh files (.npy .npz .xyz .txt .pts .ply .obj .off "
+                          ".stl .glb), one cloud each")
+    classify.add_argument("--labels", nargs="+", required=True,
+                          help="candidate labels, as words or comma-separated (chair table, or chair,table); "
+                          "blank or repeated labels are refused")
+    classify.add_argument("--top-k", type=_positive_int, default=5,
+                          help="how many of the best labels to show per file (all of them if fewer)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_inference_options(classify)
     classify.set_defaults(func=_run_classify)
@@ -193,9 +259,12 @@ def register_cli(subparsers) -> None:
         "embed", help="write 3D embeddings of files to .npy or .parquet",
         description="L2-normalised 3D embeddings (in the teacher CLIP's space) of point-cloud or mesh files.",
     )
-    embed.add_argument("files", nargs="+")
-    embed.add_argument("--out", required=True, help="embeds.npy (plus embeds.txt with the row order) or .parquet")
-    embed.add_argument("--overwrite", action="store_true")
+    embed.add_argument("files", nargs="+", help="point or mesh files, one cloud each (one embedding row each)")
+    embed.add_argument("--out", required=True,
+                       help="embeds.npy (with embeds.rows.txt, the input file of each row) or embeds.parquet "
+                       "(columns path, embedding)")
+    embed.add_argument("--overwrite", action="store_true",
+                       help="replace --out (and its .rows.txt) when they exist; an input file is never replaced")
     _add_inference_options(embed)
     embed.set_defaults(func=_run_embed)
 

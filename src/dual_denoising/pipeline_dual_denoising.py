@@ -13,7 +13,9 @@ carries it for `trust_remote_code=True` users.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,8 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .point_ops import check_points, farthest_point_sample, normalize_to_unit_sphere
-from .prompts import DEFAULT_TEMPLATES, encode_class_names
+from .point_ops import farthest_point_sample, normalize_to_unit_sphere
+from .prompts import DEFAULT_TEMPLATES, check_templates, encode_class_names, normalize_labels
 
 TASK = "zero-shot-3d-classification"
 # The small models shipped in the package, one folder each under pretrained/, addressed by their folder name (a short
@@ -54,30 +56,99 @@ def resolve_model(name_or_path: str | Path) -> str:
     return name
 
 
+def _looks_like_a_path(name: str) -> bool:
+    """A Hub id is `owner/name`; anything else (a leading `.`, `/` or `~`, no slash, several) names a local folder."""
+    return name.startswith((".", "/", "~", "\\")) or name.count("/") != 1 or "\\" in name
+
+
+def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.device = "cpu"):
+    """A `DualDenoisingModel` in eval mode and its tokenizer (None when the folder has none), from a shipped model's
+    short name, a saved folder or a Hub id. The one loader of the CLI, evaluation and the demo: what is missing or
+    wrong is said in one line (`FileNotFoundError`, `ValueError` or `OSError`), and loading never asks a question."""
+    from transformers import AutoTokenizer
+
+    from .modeling_dual_denoising import DualDenoisingModel
+
+    name = resolve_model(name_or_path)
+    path = Path(name).expanduser()
+    local = path.exists()
+    if local:
+        if not path.is_dir():
+            raise ValueError(f"{name} is a file; a model is a folder holding config.json and model.safetensors")
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{name}: no config.json in this folder, so it is not a saved model")
+        try:
+            model_type = json.loads(config_file.read_text()).get("model_type")
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+        if model_type != "dual_denoising":
+            raise ValueError(f"{name} holds a {model_type!r} model, not a Dual Denoising model (model_type "
+                             "'dual_denoising'); pass a folder saved by this package")
+        if not any(path.glob("*.safetensors")):
+            raise FileNotFoundError(f"{name}: no model.safetensors in this folder (the weights are missing)")
+    elif _looks_like_a_path(name):
+        shipped = ", ".join(embedded_models()) or "none"
+        raise FileNotFoundError(f"{name}: no such model folder, and not a shipped model's short name ({shipped})")
+    try:
+        model = DualDenoisingModel.from_pretrained(path if local else name)
+    except OSError as err:
+        raise OSError(f"{name}: cannot load the model ({str(err).splitlines()[0]})") from None
+    except Exception as err:  # safetensors raises its own error type for a truncated or damaged file
+        raise OSError(f"{name}: the weights cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                      "the file is truncated or damaged: save or download the model again") from None
+    model = model.to(device).eval()
+    has_tokenizer = not local or (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()
+    tokenizer = None
+    if has_tokenizer:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path if local else name)
+        except (OSError, ValueError) as err:
+            if local:
+                raise ValueError(f"{name}: the tokenizer files cannot be read ({str(err).splitlines()[0]})") from None
+    return model, tokenizer
+
+
 _default_name = default_model_name()
 # The task's default model (examples/train_embedded_default.py and the README's "Choosing the default").
 EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 
 
-def prepare_point_cloud(points: Any, num_points: int, min_points: int, in_channels: int = 3) -> torch.Tensor:
+def prepare_point_cloud(
+    points: Any, num_points: int, min_points: int, in_channels: int = 3, source: str | None = None
+) -> torch.Tensor:
     """One cloud as the model expects it: float32 `(num_points, C)` on the unit sphere (docs/design.md section 2).
 
-    More points than `num_points` are reduced by farthest point sampling (from index 0); fewer are filled up by
-    repeating points (a fixed, seeded draw); then the cloud is normalised. Fewer than `min_points`, NaN or Inf raise
-    a `ValueError`.
+    The cloud is first centred and scaled in float64, so real-world coordinates (a ~1e6 m offset) lose nothing in the
+    cast to float32. More points than `num_points` are reduced by farthest point sampling (from index 0); fewer are
+    filled up by repeating points (a fixed, seeded draw); then the cloud is normalised again. Fewer than
+    `min_points`, NaN or Inf, or a degenerate cloud (every point the same) raise a `ValueError` naming `source`.
     """
-    cloud = torch.as_tensor(np.asarray(points, dtype=np.float32))
-    if cloud.dim() != 2 or cloud.shape[-1] not in (3, 6):
+    where = f"{source}: " if source else ""
+    array = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{where}a point cloud must hold numbers; got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if array.ndim != 2 or array.shape[-1] not in (3, 6):
         raise ValueError(
-            f"a point cloud must be an array of shape (N, 3) or (N, 6) (xyz, optionally RGB); got shape "
-            f"{tuple(cloud.shape)}"
+            f"{where}a point cloud must be an array of shape (N, 3) or (N, 6) (xyz, optionally RGB); got shape "
+            f"{tuple(array.shape)}"
         )
-    if cloud.shape[0] < min_points:
-        raise ValueError(f"the point cloud has {cloud.shape[0]} points; this model needs at least {min_points}")
-    check_points(cloud[None], "point cloud")
+    if array.shape[0] < min_points:
+        raise ValueError(f"{where}the point cloud has {array.shape[0]} points; this model needs at least {min_points}")
+    if not np.isfinite(array).all():
+        row = int(np.nonzero(~np.isfinite(array).all(axis=1))[0][0])
+        raise ValueError(f"{where}the point cloud contains NaN or Inf values (first at point {row}); repair or drop them")
+    xyz = array[:, :3] - array[:, :3].mean(axis=0)
+    extent = np.linalg.norm(xyz, axis=1).max()
+    if not extent > 0 or not np.isfinite(extent):
+        raise ValueError(f"{where}the point cloud is degenerate: all {len(array)} points are at the same place "
+                         "(zero extent), so it has no shape to classify")
+    array[:, :3] = xyz / extent
+    cloud = torch.from_numpy(array.astype(np.float32))
     cloud = cloud[:, :in_channels] if cloud.shape[-1] >= in_channels else cloud
     if cloud.shape[-1] != in_channels:
-        raise ValueError(f"this model takes {in_channels} channels per point; got an (N, {cloud.shape[-1]}) cloud")
+        raise ValueError(f"{where}this model takes {in_channels} channels per point; got an (N, {cloud.shape[-1]}) cloud")
     if cloud.shape[0] > num_points:
         cloud = cloud[farthest_point_sample(cloud[None], num_points)[0]]
     elif cloud.shape[0] < num_points:
@@ -99,9 +170,12 @@ class ZeroShot3DClassificationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
+    # label sets whose embeddings are kept, newest last (a long-lived pipeline called with ever new labels stays small)
+    max_cached_label_sets = 16
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._class_embeds_cache: dict[tuple, torch.Tensor] = {}
+        self._class_embeds_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     def __call__(self, inputs, candidate_labels: list[str] | None = None, **kwargs):
         """Classify point cloud(s).
@@ -122,7 +196,11 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             inputs = list(inputs)
         elif isinstance(inputs, tuple):
             inputs = list(inputs)
-        return super().__call__(inputs, candidate_labels=candidate_labels, **kwargs)
+        if isinstance(inputs, list) and not inputs:
+            raise ValueError("no point clouds given: pass a cloud, a file path, or a non-empty list of them")
+        if candidate_labels is None:
+            raise ValueError("candidate_labels is required, e.g. classifier(cloud, candidate_labels=['chair', 'lamp'])")
+        return super().__call__(inputs, candidate_labels=normalize_labels(candidate_labels), **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -136,6 +214,15 @@ class ZeroShot3DClassificationPipeline(Pipeline):
     ):
         if kwargs:
             raise ValueError(f"unknown arguments for {TASK}: {sorted(kwargs)}")
+        given = [n for n, v in (("num_noise_samples", num_noise_samples), ("num_inference_steps", num_inference_steps))
+                 if v is not None]
+        if given and self.model.config.objective != "dual_denoising":
+            raise ValueError(f"{' and '.join(given)} apply to Dual Denoising models; this model is the "
+                             f"{self.model.config.objective} baseline, which samples no noise: leave them out")
+        for n in given:
+            value = num_noise_samples if n == "num_noise_samples" else num_inference_steps
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{n} must be a positive integer; got {value!r}")
         preprocess = {}
         if candidate_labels is not None:
             preprocess["candidate_labels"] = candidate_labels
@@ -155,40 +242,48 @@ class ZeroShot3DClassificationPipeline(Pipeline):
     # -- labels ------------------------------------------------------------------------------------------------------
     def _label_set(self, candidate_labels, hypothesis_template, text_embeds) -> tuple:
         """Validate the labels and cache their embeddings; returns the cache key."""
-        if isinstance(candidate_labels, str):
-            candidate_labels = [label.strip() for label in candidate_labels.split(",")]
-        if not candidate_labels:
-            raise ValueError("candidate_labels is empty; pass the labels to choose from, e.g. ['chair', 'table']")
-        templates = (hypothesis_template,) if isinstance(hypothesis_template, str) else tuple(hypothesis_template)
+        candidate_labels = normalize_labels(candidate_labels)
+        templates = check_templates(hypothesis_template)
         if text_embeds is not None:
             text_embeds = torch.as_tensor(np.asarray(text_embeds, dtype=np.float32))
-            if text_embeds.shape[0] != len(candidate_labels):
-                raise ValueError(
-                    f"text_embeds has {text_embeds.shape[0]} rows for {len(candidate_labels)} candidate labels"
-                )
-            key = (tuple(candidate_labels), "text_embeds", id(text_embeds))
-            self._class_embeds_cache[key] = torch.nn.functional.normalize(text_embeds, dim=-1)
+            expected = (len(candidate_labels), self.model.config.embed_dim)
+            if tuple(text_embeds.shape) != expected:
+                raise ValueError(f"text_embeds must be (labels, embed_dim) = {expected}, one row per candidate label in "
+                                 f"order; got {tuple(text_embeds.shape)}")
+            if not torch.isfinite(text_embeds).all() or (text_embeds.norm(dim=-1) == 0).any():
+                raise ValueError("text_embeds holds NaN, Inf or all-zero rows; pass real class embeddings")
+            # keyed by content: the same embeddings given again (or per cloud of a batch) share one entry
+            key = (tuple(candidate_labels), "text_embeds", hashlib.sha1(text_embeds.numpy().tobytes()).hexdigest())
+            self._cache(key, lambda: torch.nn.functional.normalize(text_embeds, dim=-1))
             return key
         key = (tuple(candidate_labels), templates)
-        if key not in self._class_embeds_cache:
-            if self.tokenizer is None:
-                raise ValueError("this pipeline has no tokenizer: pass text_embeds=... or a model folder with one")
-            self._class_embeds_cache[key] = encode_class_names(
-                self.model.get_text_features, self.tokenizer, list(candidate_labels), templates, self.device
-            )
+        if self.tokenizer is None and key not in self._class_embeds_cache:
+            raise ValueError("this pipeline has no tokenizer: pass text_embeds=... or a model folder with one")
+        self._cache(key, lambda: encode_class_names(
+            self.model.get_text_features, self.tokenizer, list(candidate_labels), templates, self.device
+        ))
         return key
+
+    def _cache(self, key: tuple, compute) -> None:
+        if key in self._class_embeds_cache:
+            self._class_embeds_cache.move_to_end(key)
+            return
+        self._class_embeds_cache[key] = compute()
+        while len(self._class_embeds_cache) > self.max_cached_label_sets:
+            self._class_embeds_cache.popitem(last=False)
 
     # -- pipeline steps ----------------------------------------------------------------------------------------------
     def preprocess(self, inputs, candidate_labels=None, hypothesis_template=DEFAULT_TEMPLATES, text_embeds=None):
         if candidate_labels is None:
             raise ValueError("candidate_labels is required, e.g. classifier(cloud, candidate_labels=['chair', 'lamp'])")
+        source = None
         if isinstance(inputs, (str, Path)):
             from .fileio import load_points
 
-            inputs = load_points(inputs)
+            source, inputs = str(inputs), load_points(inputs)
         config = self.model.config.point_config
         cloud = prepare_point_cloud(
-            inputs, config.num_points, max(config.group_size, config.num_groups), config.in_channels
+            inputs, config.num_points, max(config.group_size, config.num_groups), config.in_channels, source=source
         )
         return {"points": cloud[None], "label_set": self._label_set(candidate_labels, hypothesis_template, text_embeds)}
 

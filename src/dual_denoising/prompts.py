@@ -3,6 +3,7 @@ CLIP text embeddings, normalised again (ULIP practice). Imports only torch, so H
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Sequence
 
 import torch
@@ -19,6 +20,52 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
     "there is a {} in the scene.",
     "a model of the {}.",
 )
+
+
+def normalize_labels(labels, name: str = "candidate_labels") -> list[str]:
+    """Candidate labels as the pipeline, the CLI and evaluation take them: a single string is split on commas, a list
+    is taken label by label; each label is stripped of surrounding space. A label that is not a string, blank,
+    contains a comma or is given twice is refused with a `ValueError` that says which."""
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    elif isinstance(labels, (list, tuple)):
+        for i, label in enumerate(labels):
+            if not isinstance(label, str):
+                raise ValueError(f"{name}[{i}] is {label!r} ({type(label).__name__}); every label must be a string")
+            if "," in label:
+                raise ValueError(f"{name}[{i}] = {label!r} contains a comma; give each label separately")
+    else:
+        raise ValueError(f"{name} must be a list of strings (or one comma-separated string); got {type(labels).__name__}")
+    labels = [label.strip() for label in labels]
+    if not labels or labels == [""]:
+        raise ValueError(f"{name} is empty; give the labels to choose from, e.g. ['chair', 'table']")
+    blank = [i for i, label in enumerate(labels) if not label]
+    if blank:
+        raise ValueError(f"{name} has a blank label at position {blank[0]}; remove it")
+    seen: set[str] = set()
+    for label in labels:
+        if label in seen:
+            raise ValueError(f"{name} gives {label!r} twice; each label must appear once")
+        seen.add(label)
+    return labels
+
+
+def check_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
+    """Prompt templates as a tuple; each must hold exactly one `{}` (where the label goes) and no other field."""
+    templates = (templates,) if isinstance(templates, str) else tuple(templates)
+    if not templates:
+        raise ValueError("no prompt template given; pass one with '{}' where the label goes, e.g. 'a 3d model of {}.'")
+    for template in templates:
+        if not isinstance(template, str):
+            raise ValueError(f"a prompt template must be a string; got {template!r}")
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+        except ValueError as err:
+            raise ValueError(f"prompt template {template!r} is malformed ({err}); use '{{{{' and '}}}}' for braces") from None
+        if fields != [""]:
+            raise ValueError(f"prompt template {template!r} must contain exactly one '{{}}' where the label goes "
+                             f"and no other field; it has {len(fields)}")
+    return templates
 
 
 def label_to_text(label: str) -> str:
@@ -44,9 +91,7 @@ def encode_class_names(
     """
     if not class_names:
         raise ValueError("class_names is empty; give at least one candidate label")
-    templates = [templates] if isinstance(templates, str) else list(templates)
-    if not templates or any("{}" not in t for t in templates):
-        raise ValueError(f"every template must contain '{{}}' where the label goes; got {templates}")
+    templates = check_templates(templates)
     texts = [t.format(label_to_text(name)) for name in class_names for t in templates]
     tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
     if device is not None:
