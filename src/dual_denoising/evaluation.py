@@ -129,8 +129,11 @@ class _Batches:
 
     def __init__(self, num_points: int):
         self.num_points = num_points
+        self.input_sizes: list[int] = []  # the smallest and largest cloud seen, as the data holds them
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        sizes = [len(row["points"]) for row in rows] + self.input_sizes
+        self.input_sizes = [min(sizes), max(sizes)]
         points = prepare_points([row["points"] for row in rows], self.num_points)
         labels = torch.as_tensor([int(row["label"]) for row in rows], dtype=torch.long)
         return points, labels
@@ -222,7 +225,8 @@ def evaluate_zero_shot(
     }
 
     num_points = model.config.point_config.num_points
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_Batches(num_points))
+    collate = _Batches(num_points)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     rank = 0
     if accelerator is not None:
         loader = accelerator.prepare_data_loader(loader, device_placement=False)
@@ -268,6 +272,7 @@ def evaluate_zero_shot(
         "num_samples": len(labels),
         "class_names": class_names,
         "num_points": num_points,
+        "input_points": collate.input_sizes,
         "objective": getattr(getattr(model, "config", None), "objective", None),
         "stochastic": classifier.stochastic,
         "feature_kwargs": feature_kwargs,
@@ -309,6 +314,16 @@ def _attack_summary(params: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items() if k not in skip)
 
 
+def _input_points(results: Mapping[str, Any]) -> str:
+    sizes, model_points = results.get("input_points") or [], results["num_points"]
+    if not sizes:
+        return f"{model_points} (as the model takes them)"
+    data = str(sizes[0]) if sizes[0] == sizes[1] else f"{sizes[0]}-{sizes[1]}"
+    if sizes == [model_points, model_points]:
+        return data
+    return f"{data} in the data, resampled to the model's {model_points}"
+
+
 def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: str = "Zero-shot evaluation") -> None:
     """`report.md`: settings, clean top-1/top-k, robust accuracy and success rate per attack, per-class accuracy."""
     clean = results["clean"]
@@ -319,7 +334,7 @@ def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: s
             lines.append(f"- {key}: `{results[key]}`")
     lines += [
         f"- samples: {results['num_samples']}, classes: {len(results['class_names'])}, "
-        f"points per cloud: {results['num_points']}",
+        f"points per cloud: {_input_points(results)}",
         f"- objective: {results['objective']}, stochastic: {results['stochastic']}, "
         f"feature kwargs: {results['feature_kwargs'] or 'config defaults'}, seed: {results['seed']}",
     ]

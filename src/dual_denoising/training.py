@@ -16,7 +16,8 @@ A run, in order:
      when the dataset metadata records them);
   5. saves `accelerator.save_state` to `output_dir/checkpoint-{step}` every `--checkpointing_steps`, keeping the newest
      `--checkpoints_total_limit`; `--resume_from_checkpoint latest|PATH` restores the step, model, optimizer,
-     scheduler, every RNG and the position in the data;
+     scheduler, every RNG and the position in the data. Resuming unpickles accelerate's saved state: a checkpoint
+     folder must be trusted like code (the final model folder is safetensors and JSON only);
   6. writes the final model with `ZeroShot3DClassificationPipeline(...).save_pretrained(output_dir)` (3D tower,
      denoiser, text tower, tokenizer, pipeline code), a model card and `train_results.json`; `--push_to_hub`
      uploads that folder.
@@ -173,7 +174,9 @@ class PretrainingArguments:
     )
     checkpointing_steps: int | None = _help("save a resumable state every N updates", default=None)
     checkpoints_total_limit: int | None = _help("keep only the newest N checkpoints", default=None)
-    resume_from_checkpoint: str | None = _help("'latest' (newest checkpoint-* in output_dir) or a checkpoint folder",
+    resume_from_checkpoint: str | None = _help("'latest' (newest checkpoint-* in output_dir) or a checkpoint folder; "
+                                               "resuming unpickles the folder's training state (optimizer, RNGs, "
+                                               "step), so resume only from checkpoints you trust",
                                                default=None)
     push_to_hub: bool = _help("upload the final folder (not the checkpoints) to the Hub", default=False)
     hub_model_id: str | None = _help("Hub repository to push to (default: the output folder's name)", default=None)
@@ -711,6 +714,27 @@ def _is_hub_id(name: str | None) -> bool:
     return bool(name) and not Path(name).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
 
 
+def portable(name: str | None) -> str | None:
+    """What a saved artefact records of a dataset, teacher or folder: a Hub id as it is, a local path by its folder
+    name only (a path of the machine that trained would mean nothing elsewhere, and may say too much)."""
+    if not name or _is_hub_id(name):
+        return name
+    return f"{Path(name).name} (local folder)"
+
+
+PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint")
+
+
+def check_hub_access(repo_id: str, private: bool = False) -> None:
+    """Create (or find) the Hub repository `--push_to_hub` will upload to, before training starts."""
+    try:
+        create_repo(repo_id, exist_ok=True, private=private)
+    except Exception as err:  # offline mode, no network, no token, no permission
+        raise OSError(f"--push_to_hub: cannot create or reach the Hub repository {repo_id!r} "
+                      f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'}); log in "
+                      "with `hf auth login`, check the network, or drop --push_to_hub") from None
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -722,8 +746,7 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 def model_card(args: PretrainingArguments, config: DualDenoisingConfig, results: dict) -> ModelCard:
     """A model card: YAML front matter (library, tags, pipeline tag), the architecture, data, budget and results."""
     card_data = ModelCardData(
-        library_name="transformers",
-        pipeline_tag="zero-shot-classification",
+        library_name="transformers",  # no Hub pipeline tag exists for 3D classification; the tags say it
         tags=["dual-denoising", "point-cloud", "3d", "zero-shot-3d-classification", "clip-distillation",
               config.objective.replace("_", "-")],
         license="apache-2.0",
@@ -742,10 +765,12 @@ def model_card(args: PretrainingArguments, config: DualDenoisingConfig, results:
     parts = "the 3D tower" + (", the feature denoiser" if denoising else "")
     if results["self_contained"]:
         contents = (f"The folder is self-contained for zero-shot classification: {parts}, the teacher's frozen text "
-                    "tower, its tokenizer and the pipeline code.")
+                    "tower and its tokenizer.")
     else:
-        contents = (f"The folder holds {parts} and the pipeline code but no text tower + tokenizer: pass class "
-                    "embeddings from the teacher (`text_embeds=...`) to classify.")
+        contents = (f"The folder holds {parts} but no text tower + tokenizer: pass class embeddings from the "
+                    "teacher (`text_embeds=...`) to classify.")
+    contents += (" As saved by `pretrain` it also holds the model and pipeline code, so `trust_remote_code=True` "
+                 "loads it where this package is not installed.")
     model_rows = [
         ("objective", f"`{config.objective}`"),
         ("points per cloud (N)", pc.num_points),
@@ -802,11 +827,11 @@ classifier("chair.ply", candidate_labels=["chair", "table", "lamp"])
 
 ## Data
 
-- dataset: `{args.dataset}` (split `{args.train_split}`, {rows})
+- dataset: `{portable(args.dataset)}` (split `{args.train_split}`, {rows})
 - classes: {", ".join(data.get("classes") or []) or "n/a"}
 - seen classes: {", ".join(data.get("seen_classes") or []) or "-"}
 - unseen classes: {", ".join(data.get("unseen_classes") or []) or "-"}
-- teacher: `{args.teacher or "embeddings precomputed in the dataset"}`{features}
+- teacher: `{portable(args.teacher) or "embeddings precomputed in the dataset"}`{features}
 
 ## Training budget
 
@@ -891,6 +916,8 @@ def pretrain(args: PretrainingArguments) -> dict:
         step_scheduler_with_optimizer=False,
     )
     logger.info(accelerator.state, main_process_only=True)
+    if args.push_to_hub and accelerator.is_main_process:  # fail now, not after the whole run
+        check_hub_access(args.hub_model_id or output_dir.resolve().name, args.hub_private_repo)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)  # the same initial weights on every process
@@ -1108,14 +1135,14 @@ def pretrain(args: PretrainingArguments) -> dict:
             "objective": config.objective,
             "eval": eval_metrics,
             "data": {
-                "dataset": args.dataset,
+                "dataset": portable(args.dataset),
                 "num_train_rows": None if args.streaming else len(train_split),
                 "classes": metadata.get("classes") or names,
                 "seen_classes": metadata.get("seen_classes"),
                 "unseen_classes": metadata.get("unseen_classes"),
                 "teacher_features_cost": features_cost,
             },
-            "args": dataclasses.asdict(args),
+            "args": {k: portable(v) if k in PATH_ARGUMENTS else v for k, v in dataclasses.asdict(args).items()},
         }
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         model_card(args, config, results).save(output_dir / "README.md")
