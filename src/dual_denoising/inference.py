@@ -116,6 +116,13 @@ def _load_files(paths: list[Path], progress: bool) -> list[np.ndarray]:
     return [load_points(p) for p in tqdm(paths, unit="file", desc="reading", disable=not progress or len(paths) < 2)]
 
 
+def _check_counts(args: argparse.Namespace) -> None:
+    for flag in ("top_k", "num_noise_samples", "num_inference_steps", "batch_size"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1; got {value}")
+
+
 def _check_feature_options(model, args: argparse.Namespace) -> None:
     given = [flag for flag, value in (("--num-noise-samples", args.num_noise_samples),
                                       ("--num-inference-steps", args.num_inference_steps)) if value is not None]
@@ -127,6 +134,7 @@ def _check_feature_options(model, args: argparse.Namespace) -> None:
 def _run_classify(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
+    _check_counts(args)
     # the CLI takes labels as words or comma-separated lists: both are split on commas, as a Python string is
     labels = normalize_labels(",".join(args.labels), name="--labels")
     paths = _check_files(args.files)
@@ -134,6 +142,16 @@ def _run_classify(args: argparse.Namespace) -> int:
     clouds = _load_files(paths, progress)  # bad files fail here, before the model is loaded
     model, tokenizer = load_model_and_tokenizer(args.model)
     _check_feature_options(model, args)
+    if tokenizer is None or model.text_model is None:
+        missing = "tokenizer files (tokenizer.json, or vocab.json + merges.txt)" if tokenizer is None else "text tower"
+        raise ValueError(f"{args.model}: the model has no {missing}, so the labels cannot be embedded; save the "
+                         "teacher's tokenizer and text tower with it (DualDenoisingModel.from_teacher does)")
+    config = model.config.point_config
+    clouds = [  # model-ready, so that a cloud the model cannot take is named by its file
+        prepare_point_cloud(c, config.num_points, max(config.group_size, config.num_groups), config.in_channels,
+                            source=str(p))
+        for p, c in zip(paths, clouds)
+    ]
     classifier = pipeline(TASK, model=model, tokenizer=tokenizer)
     from tqdm.auto import tqdm
 
@@ -158,6 +176,7 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
+    _check_counts(args)
     out = Path(args.out)
     if out.suffix not in (".npy", ".parquet"):
         raise ValueError(f"--out must end in .npy or .parquet; got {out.name}")
@@ -194,26 +213,16 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
-    return value
-
-
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=str(EMBEDDED_MODEL),
                         help="a shipped model's short name (`dual-denoising models` lists them), a saved model "
                         "folder or a Hub id owner/name; default: the shipped default model")
-    parser.add_argument("--num-noise-samples", type=_positive_int, default=None,
+    parser.add_argument("--num-noise-samples", type=int, default=None,
                         help="K, parallel denoising chains per cloud (Dual Denoising models only; default: the "
                         "model's config)")
-    parser.add_argument("--num-inference-steps", type=_positive_int, default=None,
+    parser.add_argument("--num-inference-steps", type=int, default=None,
                         help="S, DDIM steps per chain (Dual Denoising models only; default: the model's config)")
-    parser.add_argument("--batch-size", type=_positive_int, default=8,
+    parser.add_argument("--batch-size", type=int, default=8,
                         help="clouds per forward pass: larger is faster and takes more memory")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
                         "is not a terminal)")
@@ -249,7 +258,7 @@ def register_cli(subparsers) -> None:
     classify.add_argument("--labels", nargs="+", required=True,
                           help="candidate labels, as words or comma-separated (chair table, or chair,table); "
                           "blank or repeated labels are refused")
-    classify.add_argument("--top-k", type=_positive_int, default=5,
+    classify.add_argument("--top-k", type=int, default=5,
                           help="how many of the best labels to show per file (all of them if fewer)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_inference_options(classify)
