@@ -22,9 +22,8 @@ import platform
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from timing import median_time
+from torch.utils.flop_counter import FlopCounterMode
 
 from dual_denoising import DualDenoisingConfig, DualDenoisingModel
 

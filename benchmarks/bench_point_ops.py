@@ -15,7 +15,6 @@ import importlib.util
 
 import numpy as np
 import torch
-
 from timing import median_time
 
 from dual_denoising.point_ops import chamfer_distance, farthest_point_sample, knn

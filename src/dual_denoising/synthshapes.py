@@ -131,18 +131,18 @@ def _triangulate(polygon: np.ndarray) -> np.ndarray:
     while len(idx) > 3 and guard < 10 * len(pts):
         guard += 1
         for k in range(len(idx)):
-            i, j, l = idx[k - 1], idx[k], idx[(k + 1) % len(idx)]
-            a, b, c = pts[i], pts[j], pts[l]
+            i, j, n = idx[k - 1], idx[k], idx[(k + 1) % len(idx)]
+            a, b, c = pts[i], pts[j], pts[n]
             if (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) <= 1e-12:
                 continue  # reflex corner
-            others = pts[[m for m in idx if m not in (i, j, l)]]
+            others = pts[[m for m in idx if m not in (i, j, n)]]
             if len(others):
                 d0 = (b[0] - a[0]) * (others[:, 1] - a[1]) - (b[1] - a[1]) * (others[:, 0] - a[0])
                 d1 = (c[0] - b[0]) * (others[:, 1] - b[1]) - (c[1] - b[1]) * (others[:, 0] - b[0])
                 d2 = (a[0] - c[0]) * (others[:, 1] - c[1]) - (a[1] - c[1]) * (others[:, 0] - c[0])
                 if ((d0 > 0) & (d1 > 0) & (d2 > 0)).any():
                     continue  # another vertex inside this ear
-            tris.append((i, j, l))
+            tris.append((i, j, n))
             idx.pop(k)
             break
         else:  # numerically degenerate polygon: fall back to a fan

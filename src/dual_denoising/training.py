@@ -81,7 +81,7 @@ from .prompts import DEFAULT_TEMPLATES
 
 logger = get_logger(__name__)
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "hub_configs"
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # in the wheel too; hub_configs/ at the top links here
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAIN_RESULTS_FILE = "train_results.json"
 # learned tokens and scales that AdamW must not decay (biases and norm weights are caught by `ndim < 2`)
@@ -235,9 +235,19 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
     return parser
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" where the help text does not already say the default and there is one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.required or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> PretrainingArguments:
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog=prog, description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter
     )
     return PretrainingArguments(**vars(add_pretraining_arguments(parser).parse_args(argv)))
 
@@ -246,7 +256,7 @@ def register_cli(subparsers) -> None:
     """Add `pretrain` to the `dual-denoising` command line."""
     parser = subparsers.add_parser(
         "pretrain", help="pretrain a Dual Denoising model (or the ULIP baseline) with Accelerate",
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter,
     )
     add_pretraining_arguments(parser)
     parser.set_defaults(func=_run_cli)
@@ -263,7 +273,7 @@ def _run_cli(namespace: argparse.Namespace) -> int:
 # Model and optimizer
 # ----------------------------------------------------------------------------------------------------------------------
 def resolve_preset(name: str) -> Path:
-    """A preset name (`tiny`, `small`, `base-8k`) -> its `hub_configs` folder; an existing path is returned as is."""
+    """A preset name (`tiny`, `small`, `base-8k`) -> its folder in the package; an existing path is returned as is."""
     if Path(name).exists():
         return Path(name)
     folder = PRESETS_DIR / name
