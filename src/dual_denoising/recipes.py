@@ -28,6 +28,10 @@ DEFAULT_BUDGET = {
 }
 
 
+# the PGD-Linf radius at which the shipped default is chosen (`choose_default`)
+DEFAULT_CHOICE_EPS = 0.02
+
+
 def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -142,16 +146,27 @@ def pretrain_variant(
 def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
                         name: str, summary: str, make_default: bool = False, default_reason: str | None = None,
                         extra_metadata: dict | None = None) -> Path:
-    """Copy a trained model folder (weights, config, text tower, tokenizer, model card) into the package data as
-    `pretrained/<name>`, with a `metadata.json` that lists its classes and says how it was made; `make_default`
-    also names it the task's default in `pretrained/index.json`, with the reason."""
+    """Copy a trained model folder into the package data as `pretrained/<name>`: the weights stored in float16 (the
+    config says float32, so `from_pretrained` loads float32; the embeddings move by ~1e-4), the config, the text
+    tower, the tokenizer, a short model card and a `metadata.json` that lists its classes and says how it was made.
+    `make_default` also names it the task's default in `pretrained/index.json`, with the reason."""
+    import torch
+
+    from .modeling_dual_denoising import DualDenoisingModel
+    from .training import portable
+
     model_dir, dest = Path(model_dir), PRETRAINED_DIR / name
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    # the model's code copies (its trust_remote_code export) are left out: inside the package the package's code runs
+    model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32)
+    model.to(torch.float16).save_pretrained(dest)
+    config = json.loads((dest / "config.json").read_text())
+    config["dtype"] = "float32"
+    (dest / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    # the tokenizer; the model's code copies (its trust_remote_code export) are left out: the package's code runs
     for path in model_dir.iterdir():
-        if path.is_file() and path.suffix in (".json", ".safetensors", ".txt", ".md") and path.name != "metadata.json":
+        if path.is_file() and path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
             shutil.copy2(path, dest / path.name)
     data_meta = json.loads((Path(dataset_dir) / METADATA_FILE).read_text())
     teacher_metrics = json.loads((Path(teacher_dir) / "teacher_metrics.json").read_text())
@@ -162,9 +177,11 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
         "classes": data_meta["classes"],
         "dataset": {k: data_meta.get(k) for k in ("seed", "shapes_per_class", "views", "image_size", "num_points",
                                                    "generator_version", "splits")},
+        "teacher": portable(str(teacher_dir)),
         "teacher_zero_shot_top1": teacher_metrics.get("zero_shot_top1"),
         "training": json.loads(results_file.read_text()) if results_file.is_file() else None,
         "recipe": recipe,
+        "weights": "stored in float16, loaded as float32",
         **(extra_metadata or {}),
     }
     if make_default:
@@ -172,7 +189,46 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
         (PRETRAINED_DIR / "index.json").write_text(json.dumps({"default": name, "reason": default_reason},
                                                               indent=2) + "\n")
     (dest / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    (dest / "README.md").write_text(f"""---
+library_name: transformers
+license: apache-2.0
+tags: [dual-denoising, point-cloud, 3d, zero-shot-3d-classification, {config["objective"].replace("_", "-")}]
+---
+# {name}
+
+{summary}
+
+Shipped inside the `dual-denoising` package (`dual-denoising models` lists it; `--model {name}` on the command line,
+`dual_denoising.resolve_model("{name}")` for `pipeline(model=...)`). It holds the 3D tower, the teacher's frozen text
+tower and its tokenizer, but not the model code: load it with the package installed. Trained on SynthShapes
+({len(data_meta["classes"])} classes) with `{recipe}`; `metadata.json` has the data, the training run and the
+evaluation.
+""")
     return dest
+
+
+def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS) -> tuple[str, str]:
+    """The README's rule. Of the models within 2 points of the best clean top-1, the one with the best robust accuracy
+    at `eps` (for a stochastic model, the lower of the adaptive and fixed-randomness numbers); Dual Denoising
+    instead, if it is within 1 point of that model on both figures."""
+    def clean(name):
+        return 100 * rows[name]["clean"]["accuracy"]
+
+    def robust(name):
+        return 100 * rows[name][f"pgd_linf_{eps}"]["robust"]["accuracy"]
+
+    best_clean = max(clean(n) for n in rows)
+    candidates = [n for n in rows if clean(n) >= best_clean - 2]
+    pick = max(candidates, key=robust)
+    reason = (f"of the models within 2 points of the best clean top-1 ({best_clean:.1f}%: "
+              f"{', '.join(candidates)}), {pick} has the best robust accuracy at PGD-Linf eps {eps} "
+              f"({robust(pick):.1f}%, clean {clean(pick):.1f}%)")
+    method = next((n for n in rows if rows[n]["objective"] == "dual_denoising"), None)
+    if method and method != pick and abs(clean(method) - clean(pick)) <= 1 and abs(robust(method) - robust(pick)) <= 1:
+        reason += (f"; {method} is within 1 point of it on both ({clean(method):.1f}% clean, {robust(method):.1f}% "
+                   "robust), so the method is the default")
+        pick = method
+    return pick, reason
 
 
 def embedded_model_classes() -> list[str]:
