@@ -4,6 +4,7 @@ works from another directory (issue 15)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,9 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_carries_presets_models_and_metrics(tmp_path):
+    # build from a copy of what a source distribution holds, so the build leaves nothing in the working tree
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, tree / name)
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(tmp_path),
-         str(ROOT)], capture_output=True, text=True, timeout=600,
+         str(tree)], capture_output=True, text=True, timeout=600,
     )
     assert build.returncode == 0, build.stderr
     wheel = next(tmp_path.glob("dual_denoising-*.whl"))
