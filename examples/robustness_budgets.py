@@ -11,7 +11,8 @@ for every model) PGD-Linf at each --eps:
                draws per step, scored with a fresh draw: the headline;
   fixed        fixed randomness: one noise draw, the same at attack and at test time (a white-box attack on a
                deterministic function; for a stochastic model the robust accuracy is the minimum of the two);
-  long         the adaptive attack with --long-steps steps instead of --steps (does robust accuracy still fall?).
+  long         the adaptive attack with --long-steps steps instead of --steps (does robust accuracy still fall?), at
+               --long-eps; on stochastic models only with --long-stochastic (it costs --eot times more there).
 Deterministic models (the contrastive baselines) get one attack per eps (EOT and fixed randomness are the same).
 Also: milliseconds per cloud of clean inference (batch 64, this machine's threads).
 """
@@ -105,7 +106,7 @@ def evaluate_model(model_dir: Path, points, labels, names, args) -> dict:
             cell["robust"] = min(cell["adaptive"], cell["fixed"], key=lambda c: c["accuracy"])
         else:
             cell["robust"] = cell["adaptive"]
-        if eps in args.long_eps:
+        if eps in args.long_eps and (not stochastic or args.long_stochastic):
             attack = PGDLinf(eps=eps, steps=args.long_steps, eot_samples=args.eot if stochastic else 1)
             adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
             cell["long"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--long-steps", type=int, default=100)
     parser.add_argument("--long-eps", type=float, nargs="*", default=[], help="eps at which to run the long attack")
+    parser.add_argument("--long-stochastic", action="store_true",
+                        help="run the long attack on stochastic models too (with EOT: --long-steps x --eot passes)")
     parser.add_argument("--eot", type=int, default=4)
     parser.add_argument("--skip-fixed", action="store_true")
     parser.add_argument("--chains", type=int, default=1, help="K for Dual Denoising models")

@@ -94,7 +94,8 @@ def main() -> None:
 
     table = work / "tables" / "shipped.json"
     command = [sys.executable, str(HERE / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
-               "--eps", "0.01", str(EPS)] + [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
+               "--eps", "0.01", str(EPS), "--long-eps", str(EPS)]
+    command += [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     rows = json.loads(table.read_text())
     default, reason = choose_default(rows)

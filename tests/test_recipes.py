@@ -9,9 +9,9 @@ import torch
 
 from dual_denoising.cli import main as cli_main
 from dual_denoising.data import load_triples, load_triples_metadata
-from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL
+from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR, embedded_models
 from dual_denoising.point_ops import farthest_point_sample
-from dual_denoising.recipes import embedded_model_classes, ensure_resampled
+from dual_denoising.recipes import choose_default, embedded_model_classes, ensure_resampled
 from dual_denoising.synthshapes import save_synthshapes
 
 
@@ -37,10 +37,36 @@ def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):
 def test_embedded_model_is_shipped_and_lists_its_classes(capsys):
     meta = json.loads((EMBEDDED_MODEL / "metadata.json").read_text())
     assert len(meta["classes"]) >= 20 and embedded_model_classes() == meta["classes"]
-    size = sum(p.stat().st_size for p in EMBEDDED_MODEL.iterdir())
-    assert size < 20e6, f"the embedded model is {size / 1e6:.1f} MB; the limit is 20 MB"
+    size = sum(p.stat().st_size for p in PRETRAINED_DIR.rglob("*") if p.is_file())
+    assert size < 20e6, f"the shipped models are {size / 1e6:.1f} MB together; the limit is 20 MB"
     assert cli_main(["classes"]) == 0
     assert capsys.readouterr().out.split() == meta["classes"]
+
+
+def test_shipped_models_load_by_short_name(capsys):
+    from dual_denoising import DualDenoisingModel, resolve_model
+
+    names = embedded_models()
+    assert len(names) >= 2 and EMBEDDED_MODEL.name in names
+    for name, folder in names.items():
+        assert resolve_model(name) == str(folder)
+        model = DualDenoisingModel.from_pretrained(resolve_model(name))
+        assert model.dtype == torch.float32  # float16 on disk, float32 when loaded
+        assert json.loads((folder / "metadata.json").read_text())["name"] == name
+    assert cli_main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in names) and f"* {EMBEDDED_MODEL.name}" in listing
+
+
+def test_the_default_is_the_model_the_rule_names():
+    """The README's rule (recipes.choose_default) applied to the evaluation rows each shipped model carries."""
+    rows = {name: json.loads((folder / "metadata.json").read_text())["evaluation"]
+            for name, folder in embedded_models().items()}
+    name, reason = choose_default(rows)
+    assert name == EMBEDDED_MODEL.name
+    index = json.loads((PRETRAINED_DIR / "index.json").read_text())
+    assert index == {"default": name, "reason": reason}
+    assert json.loads((EMBEDDED_MODEL / "metadata.json").read_text())["default_reason"] == reason
 
 
 def test_pipeline_without_a_model_uses_the_embedded_default():
@@ -55,3 +81,20 @@ def test_pipeline_without_a_model_uses_the_embedded_default():
         ranking = classifier(np.asarray(cloud), candidate_labels=classes)
         assert abs(sum(r["score"] for r in ranking) - 1) < 1e-4
         assert ranking[0]["label"] == name, ranking[:3]
+
+
+def _row(objective: str, clean: float, robust: float) -> dict:
+    return {"objective": objective, "clean": {"accuracy": clean}, "pgd_linf_0.02": {"robust": {"accuracy": robust}}}
+
+
+def test_choose_default_rule():
+    # the most robust of the models within 2 points of the best clean top-1 ...
+    rows = {"a": _row("contrastive", 0.99, 0.10), "b": _row("contrastive", 0.975, 0.50),
+            "c": _row("dual_denoising", 0.90, 0.90)}
+    assert choose_default(rows)[0] == "b"
+    # ... unless Dual Denoising is within 1 point of it on both figures
+    rows["c"] = _row("dual_denoising", 0.97, 0.495)
+    name, reason = choose_default(rows)
+    assert name == "c" and "within 1 point" in reason
+    rows["c"] = _row("dual_denoising", 0.97, 0.48)
+    assert choose_default(rows)[0] == "b"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -781,3 +782,16 @@ def collate_triples(
 ) -> dict[str, Any]:
     """Functional form of `TriplesCollator` (see there for the returned keys and shapes)."""
     return TriplesCollator(view_selection, caption_selection, generator, return_shape_ids)(rows)
+
+
+def is_hub_id(name: str | None) -> bool:
+    """`owner/name` that is not a local path: a Hub repository id."""
+    return bool(name) and not Path(name).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
+
+
+def portable(name: str | None) -> str | None:
+    """What a saved artefact records of a dataset, teacher or folder: a Hub id as it is, a local path by its folder
+    name only (a path of the machine that trained would mean nothing elsewhere, and may say too much)."""
+    if not name or is_hub_id(name):
+        return name
+    return f"{Path(name).name} (local folder)"

@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import DEFENSES, PGDLinf, PointCloudAttack, ZeroShotClassifier, default_attacks
-from .data import normalize_points, resample_points
+from .data import normalize_points, portable, resample_points
 from .distributed import make_accelerator
 from .prompts import DEFAULT_TEMPLATES, encode_class_names
 
@@ -487,33 +487,21 @@ def _load_class_embeds(path: str | Path) -> torch.Tensor:
 def run_evaluate(args: argparse.Namespace) -> int:
     """The `evaluate` subcommand."""
     from .data import load_triples
-    from .modeling_dual_denoising import DualDenoisingModel
 
     out_dir = Path(args.out)
     existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them")
-    from .pipeline_dual_denoising import resolve_model
+    from .pipeline_dual_denoising import load_model_and_tokenizer
 
-    model_dir = Path(resolve_model(args.model))
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json)")
+    model, tokenizer = load_model_and_tokenizer(args.model)  # one line on what is missing or wrong
     dataset = load_triples(args.dataset, split=args.split)
-
-    model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32)
-    tokenizer, class_embeds = None, None
+    class_embeds = None
     if args.class_embeds:
-        class_embeds = _load_class_embeds(args.class_embeds)
-    else:
-        from transformers import AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"{model_dir} holds no tokenizer to embed the class names with ({err.__class__.__name__}); save the "
-                "teacher's tokenizer there (tokenizer.save_pretrained(DIR)) or pass --class-embeds FILE"
-            ) from err
+        class_embeds, tokenizer = _load_class_embeds(args.class_embeds), None
+    elif tokenizer is None:
+        raise ValueError(f"{args.model} holds no tokenizer to embed the class names with; save the teacher's "
+                         "tokenizer there (tokenizer.save_pretrained(DIR)) or pass --class-embeds FILE")
 
     num_points = model.config.point_config.num_points
     attacks = default_attacks(num_points, eot_samples=args.eot, seed=args.seed, names=_comma_list(args.attacks))
@@ -528,7 +516,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
     if accelerator.is_main_process:
-        results = {"model": str(model_dir), "dataset": str(args.dataset), "split": args.split, **results}
+        results = {"model": portable(args.model), "dataset": portable(str(args.dataset)), "split": args.split,
+                   **results}
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.json").write_text(json.dumps(results, indent=2) + "\n")
         write_markdown_report(results, out_dir / "report.md")

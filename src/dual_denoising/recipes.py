@@ -152,8 +152,8 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
     `make_default` also names it the task's default in `pretrained/index.json`, with the reason."""
     import torch
 
+    from .data import portable
     from .modeling_dual_denoising import DualDenoisingModel
-    from .training import portable
 
     model_dir, dest = Path(model_dir), PRETRAINED_DIR / name
     if dest.exists():

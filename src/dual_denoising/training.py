@@ -69,8 +69,10 @@ from .data import (
     METADATA_FILE,
     PointCloudTransform,
     TriplesCollator,
+    is_hub_id,
     load_triples,
     load_triples_metadata,
+    portable,
     prepare_dataset,
     ulip_augmentations,
 )
@@ -720,18 +722,6 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total
 # ----------------------------------------------------------------------------------------------------------------------
 # Final folder: model card, Hub upload
 # ----------------------------------------------------------------------------------------------------------------------
-def _is_hub_id(name: str | None) -> bool:
-    return bool(name) and not Path(name).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
-
-
-def portable(name: str | None) -> str | None:
-    """What a saved artefact records of a dataset, teacher or folder: a Hub id as it is, a local path by its folder
-    name only (a path of the machine that trained would mean nothing elsewhere, and may say too much)."""
-    if not name or _is_hub_id(name):
-        return name
-    return f"{Path(name).name} (local folder)"
-
-
 PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint")
 
 
@@ -760,8 +750,8 @@ def model_card(args: PretrainingArguments, config: DualDenoisingConfig, results:
         tags=["dual-denoising", "point-cloud", "3d", "zero-shot-3d-classification", "clip-distillation",
               config.objective.replace("_", "-")],
         license="apache-2.0",
-        datasets=[args.dataset] if _is_hub_id(args.dataset) else None,
-        base_model=args.teacher if _is_hub_id(args.teacher) else None,
+        datasets=[args.dataset] if is_hub_id(args.dataset) else None,
+        base_model=args.teacher if is_hub_id(args.teacher) else None,
     )
     pc, dc = config.point_config, config.denoiser_config
     data, evaluation = results["data"], results.get("eval") or {}
