@@ -507,3 +507,33 @@ def test_attention_in_bfloat16_and_under_autocast_matches_float32():
     torch.testing.assert_close(out.float(), reference, atol=0.05, rtol=0.05)
     out.float().sum().backward()
     assert half.q_proj.weight.grad is not None and half.q_proj.weight.grad.dtype == torch.bfloat16
+
+
+def test_purification_is_differentiable_and_reproducible():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config()).eval()
+    points = tester.get_inputs()["points"].requires_grad_(True)
+    purified = model.purify_points(points, noise_level=300, rounds=2, generator=seeded(3))
+    pc = model.config.point_config
+    assert purified.shape == (tester.batch_size, pc.num_groups * pc.group_size, 3)
+    torch.testing.assert_close(purified, model.purify_points(points, 300, 2, generator=seeded(3)))
+    assert not torch.allclose(purified, model.purify_points(points, 300, 2, generator=seeded(4)))
+    features = model.get_point_features(points, 2, 2, generator=seeded(1), purification_rounds=1)
+    (grad,) = torch.autograd.grad(features.sum(), points)
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(features, model.get_point_features(points, 2, 2, generator=seeded(1),
+                                                                  purification_rounds=1))
+    with pytest.raises(Exception, match="PointDAE decoder"):  # the strict dataclass wraps the ValueError
+        tester.get_config(objective="contrastive", purification_rounds=1)
+
+
+def test_contrastive_smoothing_averages_noisy_copies():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(objective="contrastive")).eval()
+    points = tester.get_inputs()["points"]
+    plain = model.get_point_features(points)
+    smooth = model.get_point_features(points, num_noise_samples=4, inference_point_noise_level=500, generator=seeded(0))
+    assert smooth.shape == plain.shape and not torch.allclose(smooth, plain)
+    torch.testing.assert_close(smooth.norm(dim=-1), torch.ones(tester.batch_size))
+    torch.testing.assert_close(smooth, model.get_point_features(points, num_noise_samples=4,
+                                                                inference_point_noise_level=500, generator=seeded(0)))

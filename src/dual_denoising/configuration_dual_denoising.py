@@ -119,7 +119,10 @@ class DualDenoisingConfig(PreTrainedConfig):
             draws it (the same sigma distribution), off in eval mode. The control of docs/design.md, "where the
             robustness comes from": direct alignment trained on the method's point noise. False is plain ULIP.
         inference_point_noise_level: t_in; 0 feeds the clean cloud at test time, > 0 adds point noise at that level
-            (one draw per chain).
+            (one draw per chain): randomized smoothing, for the contrastive baseline too (K noisy copies).
+        purification_rounds: R; > 0 purifies the input R times with PointDAE before encoding it (add point noise at
+            `purification_noise_level`, keep the decoder's clean patches; `DualDenoisingModel.purify_points`).
+        purification_noise_level: the point-noise level t of each purification round.
         mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
         reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
         feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).
@@ -163,6 +166,8 @@ class DualDenoisingConfig(PreTrainedConfig):
     point_noise_clean_prob: float | int = 0.0
     point_noise_augmentation: bool = False
     inference_point_noise_level: int = 0
+    purification_rounds: int = 0
+    purification_noise_level: int = 250
     mask_ratio: float | int = 0.0
     reconstruction_loss: str = "chamfer_l2"
     feature_num_train_timesteps: int = 1000
@@ -220,6 +225,13 @@ class DualDenoisingConfig(PreTrainedConfig):
                 f"denoiser_context_grad_scale (gamma) must be >= 0 (0 = stop-gradient); got "
                 f"{self.denoiser_context_grad_scale}"
             )
+        if self.purification_rounds < 0 or not 0 <= self.purification_noise_level < self.point_noise_steps:
+            raise ValueError(
+                f"purification_rounds must be >= 0 and purification_noise_level in [0, {self.point_noise_steps}); got "
+                f"{self.purification_rounds} and {self.purification_noise_level}"
+            )
+        if self.purification_rounds and self.objective != "dual_denoising":
+            raise ValueError("purification_rounds needs the PointDAE decoder, which only objective='dual_denoising' has")
         if not 0 <= self.mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in [0, 1); got {self.mask_ratio}")
         if self.num_noise_samples < 1 or not 1 <= self.num_inference_steps <= self.feature_num_train_timesteps:

@@ -813,6 +813,32 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         )
 
     # -- inference ---------------------------------------------------------------------------------------------------
+    def purify_points(
+        self,
+        points: torch.Tensor,
+        noise_level: int,
+        rounds: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> torch.Tensor:
+        """PointDAE purification (in the spirit of PointDP, with the model's own denoiser): each round adds point
+        noise at level `noise_level`, picks G centres by FPS on the noisy cloud, and replaces the cloud by the
+        decoder's clean patches around them, `(B, G * k, 3)`. Differentiable with respect to `points`; `generator`
+        makes it reproducible."""
+        if self.config.objective != "dual_denoising":
+            raise ValueError("purification needs the PointDAE decoder: this model is the contrastive baseline")
+        if self.config.point_config.in_channels != 3:
+            raise ValueError("purification rebuilds xyz only; this model takes colour channels too")
+        self._check_input(points)
+        num_groups = self.config.point_config.num_groups
+        for _ in range(rounds):
+            t = torch.full((points.shape[0],), noise_level, dtype=torch.long, device=points.device)
+            noisy = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
+            centers = gather_points(noisy, farthest_point_sample(noisy.detach(), num_groups))  # (B, G, 3)
+            tokens, positions = self._tokenize(noisy, centers)
+            patches = self.decoder(self.encoder(tokens, positions)[-1][:, 1:], centers, None)  # (B, G, k, 3)
+            points = (centers[:, :, None] + patches).flatten(1, 2).to(points.dtype)
+        return points
+
     def get_point_features(
         self,
         points: torch.Tensor,
@@ -820,6 +846,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         num_inference_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         inference_point_noise_level: int | None = None,
+        purification_rounds: int | None = None,
     ) -> torch.Tensor:
         """Parallel noise inference: the L2-normalised 3D embedding `(B, D)` in the teacher's space.
 
@@ -835,18 +862,31 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             generator: makes the result reproducible; a list of B generators (one per cloud) makes each cloud's result
                 independent of the others in the batch.
             inference_point_noise_level: t_in (default `config.inference_point_noise_level`); > 0 adds point noise at
-                that level, one draw per chain (the encoder then runs on B * K clouds).
+                that level, one draw per chain (the encoder then runs on B * K clouds): randomized smoothing. The
+                contrastive baseline takes it too: K noisy copies, their normalised embeddings averaged.
+            purification_rounds: R (default `config.purification_rounds`); > 0 first purifies the cloud R times with
+                `purify_points` at `config.purification_noise_level`.
         """
         config = self.config
         self._check_input(points)
-        if config.objective == "contrastive":
-            return F.normalize(self._pool_and_project(self.encode(points)[-1]).float(), dim=-1)
-        num_chains = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
-        num_steps = num_inference_steps if num_inference_steps is not None else config.num_inference_steps
+        rounds = purification_rounds if purification_rounds is not None else config.purification_rounds
+        if rounds > 0:
+            points = self.purify_points(points, config.purification_noise_level, rounds, generator)
         noise_level = (
             inference_point_noise_level if inference_point_noise_level is not None
             else config.inference_point_noise_level
         )
+        if config.objective == "contrastive":
+            if noise_level == 0:
+                return F.normalize(self._pool_and_project(self.encode(points)[-1]).float(), dim=-1)
+            copies = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
+            repeated = points.repeat_interleave(copies, dim=0)
+            t_in = torch.full((repeated.shape[0],), noise_level, dtype=torch.long, device=points.device)
+            repeated = self.point_noise.add_noise(repeated, self._randn(repeated[..., :3].shape, points, generator), t_in)
+            embeds = F.normalize(self._pool_and_project(self.encode(repeated)[-1]).float(), dim=-1)
+            return F.normalize(embeds.reshape(points.shape[0], copies, -1).mean(dim=1), dim=-1)
+        num_chains = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
+        num_steps = num_inference_steps if num_inference_steps is not None else config.num_inference_steps
         if num_chains < 1:
             raise ValueError(f"num_noise_samples must be >= 1; got {num_chains}")
         batch_size = points.shape[0]
