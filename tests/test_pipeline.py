@@ -210,3 +210,24 @@ class TestCLI:
         assert cli_main([*args, "--model", str(saved_model)]) == 1
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
+    from transformers import pipeline as make_pipeline
+
+    from dual_denoising.pipeline_dual_denoising import prepare_point_cloud
+    from dual_denoising.recipes import embedded_model_classes
+    from dual_denoising.synthshapes import generate_shape
+
+    y_up = np.asarray(generate_shape("airplane", index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
+    z_up = y_up[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0])  # the export a Z-up tool makes: (x, y, z) -> (x, -z, y)
+    x_up = y_up[:, [1, 0, 2]] * np.array([1.0, -1.0, 1.0])  # (x, y, z) -> (y, -x, z): up along +x
+    reference = prepare_point_cloud(y_up, 1024, 32)
+    torch.testing.assert_close(prepare_point_cloud(z_up, 1024, 32, up_axis="z"), reference, atol=1e-6, rtol=0)
+    torch.testing.assert_close(prepare_point_cloud(x_up, 1024, 32, up_axis="x"), reference, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="up_axis"):
+        prepare_point_cloud(y_up, 1024, 32, up_axis="w")
+    classifier = make_pipeline("zero-shot-3d-classification")
+    classes = embedded_model_classes()
+    expected = classifier(y_up, candidate_labels=classes)[0]["label"]
+    assert classifier(z_up, candidate_labels=classes, up_axis="z")[0]["label"] == expected

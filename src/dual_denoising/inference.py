@@ -30,6 +30,7 @@ from .modeling_dual_denoising import DualDenoisingModel
 from .pipeline_dual_denoising import (
     EMBEDDED_MODEL,
     TASK,
+    UP_AXES,
     embedded_models,
     load_model_and_tokenizer,
     prepare_point_cloud,
@@ -59,6 +60,7 @@ def embed_point_clouds(
     num_inference_steps: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    up_axis: str = "y",
 ) -> np.ndarray:
     """L2-normalised 3D embeddings `(len(clouds), D)` of arrays `(N, 3)` or file paths, prepared as the pipeline
     prepares them (unit sphere, FPS to the model's point count) and seeded the same way."""
@@ -73,7 +75,8 @@ def embed_point_clouds(
         chunk = clouds[start : start + batch_size]
         points = torch.stack([
             prepare_point_cloud(load_points(c) if isinstance(c, (str, Path)) else c, config.num_points, min_points,
-                                config.in_channels, source=str(c) if isinstance(c, (str, Path)) else None)
+                                config.in_channels, source=str(c) if isinstance(c, (str, Path)) else None,
+                                up_axis=up_axis)
             for c in chunk
         ])
         with torch.no_grad():
@@ -149,7 +152,7 @@ def _run_classify(args: argparse.Namespace) -> int:
     config = model.config.point_config
     clouds = [  # model-ready, so that a cloud the model cannot take is named by its file
         prepare_point_cloud(c, config.num_points, max(config.group_size, config.num_groups), config.in_channels,
-                            source=str(p))
+                            source=str(p), up_axis=args.up_axis)
         for p, c in zip(paths, clouds)
     ]
     classifier = pipeline(TASK, model=model, tokenizer=tokenizer)
@@ -195,7 +198,8 @@ def _run_embed(args: argparse.Namespace) -> int:
     model, _ = load_model_and_tokenizer(args.model)
     _check_feature_options(model, args)
     embeds = embed_point_clouds(
-        model, clouds, args.batch_size, args.num_noise_samples, args.num_inference_steps, progress=progress
+        model, clouds, args.batch_size, args.num_noise_samples, args.num_inference_steps, progress=progress,
+        up_axis=args.up_axis,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
@@ -224,6 +228,9 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="S, DDIM steps per chain (Dual Denoising models only; default: the model's config)")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="clouds per forward pass: larger is faster and takes more memory")
+    parser.add_argument("--up-axis", choices=UP_AXES, default="y",
+                        help="the axis that points up in the files: y (the models' convention), z (trimesh, most CAD "
+                        "tools and scanners) or x; clouds are turned Y-up")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
                         "is not a terminal)")
 

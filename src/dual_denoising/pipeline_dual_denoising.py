@@ -114,17 +114,30 @@ _default_name = default_model_name()
 EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 
 
+# The models are trained Y-up. A cloud whose up axis is x or z is turned (a proper rotation) so that it points along +y.
+UP_AXES = ("y", "z", "x")
+_TO_Y_UP = {
+    "y": np.eye(3),
+    "z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),  # (x, y, z) -> (x, z, -y)
+    "x": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),  # (x, y, z) -> (-y, x, z)
+}
+
+
 def prepare_point_cloud(
-    points: Any, num_points: int, min_points: int, in_channels: int = 3, source: str | None = None
+    points: Any, num_points: int, min_points: int, in_channels: int = 3, source: str | None = None,
+    up_axis: str = "y",
 ) -> torch.Tensor:
     """One cloud as the model expects it: float32 `(num_points, C)` on the unit sphere (docs/design.md section 2).
 
-    The cloud is first centred and scaled in float64, so real-world coordinates (a ~1e6 m offset) lose nothing in the
+    `up_axis` names the cloud's up axis; the cloud is turned Y-up, as the models are trained. The cloud is first
+    centred and scaled in float64, so real-world coordinates (a ~1e6 m offset) lose nothing in the
     cast to float32. More points than `num_points` are reduced by farthest point sampling (from index 0); fewer are
     filled up by repeating points (a fixed, seeded draw); then the cloud is normalised again. Fewer than
     `min_points`, NaN or Inf, or a degenerate cloud (every point the same) raise a `ValueError` naming `source`.
     """
     where = f"{source}: " if source else ""
+    if up_axis not in _TO_Y_UP:
+        raise ValueError(f"up_axis must be one of {UP_AXES} (the axis that points up in the cloud); got {up_axis!r}")
     array = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{where}a point cloud must hold numbers; got dtype {array.dtype}")
@@ -144,7 +157,7 @@ def prepare_point_cloud(
     if not extent > 0 or not np.isfinite(extent):
         raise ValueError(f"{where}the point cloud is degenerate: all {len(array)} points are at the same place "
                          "(zero extent), so it has no shape to classify")
-    array[:, :3] = xyz / extent
+    array[:, :3] = (xyz / extent) @ _TO_Y_UP[up_axis].T
     cloud = torch.from_numpy(array.astype(np.float32))
     cloud = cloud[:, :in_channels] if cloud.shape[-1] >= in_channels else cloud
     if cloud.shape[-1] != in_channels:
@@ -188,6 +201,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 tower).
             num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model's).
             seed: seeds the denoising noise, so the same call gives the same answer (default 0).
+            up_axis: the axis that points up in the input, `"y"` (default, the models' convention), `"z"` (trimesh,
+                most CAD tools and scanners) or `"x"`; the cloud is turned Y-up.
             batch_size: clouds per forward pass.
         Returns:
             `[{"score", "label"}]` sorted by score, or one such list per cloud for a list or batch input.
@@ -210,6 +225,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         num_noise_samples=None,
         num_inference_steps=None,
         seed=None,
+        up_axis=None,
         **kwargs,
     ):
         if kwargs:
@@ -230,6 +246,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             preprocess["hypothesis_template"] = hypothesis_template
         if text_embeds is not None:
             preprocess["text_embeds"] = text_embeds
+        if up_axis is not None:
+            preprocess["up_axis"] = up_axis
         forward = {}
         if num_noise_samples is not None:
             forward["num_noise_samples"] = num_noise_samples
@@ -273,7 +291,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             self._class_embeds_cache.popitem(last=False)
 
     # -- pipeline steps ----------------------------------------------------------------------------------------------
-    def preprocess(self, inputs, candidate_labels=None, hypothesis_template=DEFAULT_TEMPLATES, text_embeds=None):
+    def preprocess(self, inputs, candidate_labels=None, hypothesis_template=DEFAULT_TEMPLATES, text_embeds=None,
+                   up_axis="y"):
         if candidate_labels is None:
             raise ValueError("candidate_labels is required, e.g. classifier(cloud, candidate_labels=['chair', 'lamp'])")
         source = None
@@ -283,7 +302,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             source, inputs = str(inputs), load_points(inputs)
         config = self.model.config.point_config
         cloud = prepare_point_cloud(
-            inputs, config.num_points, max(config.group_size, config.num_groups), config.in_channels, source=source
+            inputs, config.num_points, max(config.group_size, config.num_groups), config.in_channels, source=source,
+            up_axis=up_axis,
         )
         return {"points": cloud[None], "label_set": self._label_set(candidate_labels, hypothesis_template, text_embeds)}
 
