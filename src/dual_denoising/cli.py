@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "dual_denoising.synthshapes",
     "dual_denoising.teacher",
     "dual_denoising.training",
+    "dual_denoising.app",
 ]
 
 
