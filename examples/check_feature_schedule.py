@@ -81,15 +81,7 @@ def main() -> None:
     model = DualDenoisingModel(config)
     generator = torch.Generator().manual_seed(args.seed)
     accuracy = readable_accuracy(model.scheduler, class_embeds, args.draws, generator)
-    taus = model.scheduler.sample_timesteps(
-        args.samples,
-        sampling=config.feature_timestep_sampling,
-        logit_mean=config.feature_logit_mean,
-        logit_std=config.feature_logit_std,
-        max_prob=config.feature_timestep_max_prob,
-        stratified=config.feature_timestep_stratified,
-        generator=generator,
-    )
+    taus = model.sample_feature_timesteps(args.samples, generator)  # the law training draws from
     share = (accuracy[taus] < 0.5).double().mean().item()
     last = config.feature_num_train_timesteps - 1
     marks = sorted({0, last // 4, last // 2, 3 * last // 4, int(0.85 * last), int(0.9 * last), int(0.95 * last), last})

@@ -678,6 +678,22 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         device = generator.device if generator is not None else like.device
         return torch.randint(high, shape, generator=generator, device=device).to(like.device)
 
+    def sample_feature_timesteps(
+        self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """The feature-diffusion timesteps tau `(B,)` training draws: the config's `feature_timestep_*` law."""
+        config = self.config
+        return self.scheduler.sample_timesteps(
+            batch_size,
+            sampling=config.feature_timestep_sampling,
+            logit_mean=config.feature_logit_mean,
+            logit_std=config.feature_logit_std,
+            max_prob=config.feature_timestep_max_prob,
+            stratified=config.feature_timestep_stratified,
+            generator=generator,
+            device=device,
+        )
+
     def _point_timesteps(self, batch_size: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """PointDAE's noise levels `(B,)`: t ~ U{0..T-1}, a share `point_noise_clean_prob` of the clouds at t = 0."""
         t = self._randint(self.config.point_noise_steps, (batch_size,), like, generator)
@@ -749,16 +765,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         # distribution, z_tau = sqrt(abar_tau) z_0 + sqrt(1 - abar_tau) eps on the (shifted) schedule
         z0 = self._feature_target(image_embeds, text_embeds, generator)  # (B, D), float32
         noise = self._randn(z0.shape, z0, generator)
-        tau = self.scheduler.sample_timesteps(
-            batch_size,
-            sampling=config.feature_timestep_sampling,
-            logit_mean=config.feature_logit_mean,
-            logit_std=config.feature_logit_std,
-            max_prob=config.feature_timestep_max_prob,
-            stratified=config.feature_timestep_stratified,
-            generator=generator,
-            device=z0.device,
-        )
+        tau = self.sample_feature_timesteps(batch_size, generator, z0.device)
         z_tau = self.scheduler.add_noise(z0, noise, tau)
         # (5) the denoiser cross-attends to the point tokens; the feature loss reaches them scaled by gamma
         gamma = config.denoiser_context_grad_scale
