@@ -85,9 +85,11 @@ def test_prepare_points_is_fps_then_unit_sphere():
     expected = normalize_to_unit_sphere(big_t[:, farthest_point_sample(big_t, 16)[0]])[0]
     torch.testing.assert_close(out[0], expected)
     torch.testing.assert_close(out[2], expected)
-    # fewer points: repeated in order (0..6, 0..6, 0, 1), then normalised
-    expected_small = normalize_to_unit_sphere(torch.from_numpy(small)[np.arange(16) % 7][None])[0]
-    torch.testing.assert_close(out[1], expected_small)
+    # the pipeline's own preparation, for larger and smaller clouds alike (one rule everywhere)
+    from dual_denoising.pipeline_dual_denoising import prepare_point_cloud
+
+    torch.testing.assert_close(out[1], prepare_point_cloud(small, 16, 1))
+    torch.testing.assert_close(out[0], prepare_point_cloud(big, 16, 1))
     torch.testing.assert_close(out.norm(dim=-1).amax(dim=1), torch.ones(3))
 
 

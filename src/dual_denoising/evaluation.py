@@ -38,8 +38,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import DEFENSES, PGDLinf, PointCloudAttack, ZeroShotClassifier, default_attacks
-from .data import normalize_points, portable, resample_points
+from .data import portable
 from .distributed import make_accelerator
+from .pipeline_dual_denoising import prepare_point_cloud
 from .prompts import DEFAULT_TEMPLATES, encode_class_names
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
@@ -63,22 +64,17 @@ def load_metric(name: str):
 
 
 def prepare_points(clouds: Sequence[np.ndarray | torch.Tensor], num_points: int) -> torch.Tensor:
-    """Model-ready float32 clouds `(B, num_points, 3)`: each `(N_i, 3+)` cloud is resampled (FPS from index 0 when
-    N_i > num_points, its points repeated in order when fewer) and normalised to the unit sphere. Deterministic;
-    clouds of equal size share one batched FPS call. Only xyz is kept."""
-    arrays = [np.asarray(c.detach().cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float32) for c in clouds]
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for index, cloud in enumerate(arrays):
-        if cloud.ndim != 2 or cloud.shape[-1] < 3:
-            raise ValueError(f"every cloud must be (N, 3); cloud {index} has shape {cloud.shape}")
-        by_size[cloud.shape[0]].append(index)
-    out: list[np.ndarray] = [None] * len(arrays)  # type: ignore[list-item]
-    for members in by_size.values():
-        stacked = np.stack([arrays[i][:, :3] for i in members])  # (b, N, 3)
-        resampled = normalize_points(resample_points(stacked, num_points, "fps", pad="repeat"))
-        for row, index in enumerate(members):
-            out[index] = resampled[row]
-    return torch.from_numpy(np.stack(out))
+    """Model-ready float32 clouds `(B, num_points, 3)`, each prepared exactly as the pipeline prepares one
+    (`pipeline_dual_denoising.prepare_point_cloud`: float64 centring, FPS from index 0 or the seeded repeat, the unit
+    sphere), so a cloud reaches the model the same way in evaluation, training-time evaluation and the pipeline. Only
+    xyz is kept."""
+    out = []
+    for index, cloud in enumerate(clouds):
+        array = np.asarray(cloud.detach().cpu() if isinstance(cloud, torch.Tensor) else cloud)
+        if array.ndim != 2 or array.shape[-1] < 3:
+            raise ValueError(f"every cloud must be (N, 3); cloud {index} has shape {array.shape}")
+        out.append(prepare_point_cloud(array[:, :3], num_points, 1, 3, source=f"cloud {index}"))
+    return torch.stack(out)
 
 
 def class_embeddings(

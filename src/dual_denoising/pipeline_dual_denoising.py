@@ -315,14 +315,14 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             raise ValueError("all clouds of one call must share candidate_labels")
         class_embeds = self._class_embeds_cache[keys[0]]
         points = model_inputs["points"].to(self.device, self.model.dtype)
-        point_embeds = self.model.get_point_features(
+        logits = self.model.zero_shot_logits(  # the model's one definition of zero-shot logits
             points,
+            class_embeds,
             num_noise_samples=num_noise_samples,
             num_inference_steps=num_inference_steps,
             # one generator per cloud: a cloud's answer does not depend on the batch it is in
             generator=[torch.Generator(self.device).manual_seed(seed) for _ in range(points.shape[0])],
         )
-        logits = self.model.logit_scale.exp().float() * point_embeds @ class_embeds.to(point_embeds).T
         labels = list(keys[0][0])
         return {"logits": logits, "candidate_labels": [labels] * len(keys) if batched else labels}
 
