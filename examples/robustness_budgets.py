@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
     parser.add_argument("--model", action="append", required=True, help="NAME=FOLDER (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="JSON results (rows already there are reused)")
-    parser.add_argument("--robust-samples", type=int, default=128)
+    parser.add_argument("--robust-samples", type=int, default=64)
     parser.add_argument("--eps", type=float, nargs="+", default=[0.01, 0.02])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--long-steps", type=int, default=100)

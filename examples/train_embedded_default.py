@@ -8,8 +8,8 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
   3. the teacher's image and text embeddings as dataset columns, and the clouds reduced once to 1,024 points;
   4. the shipped models, each trained by examples/probe_feature_readout.py on the training shapes minus the
      validation split (text targets, batch 32, AdamW lr 1e-3 cosine, one core each; RUNS below);
-  5. their test-split table (examples/robustness_budgets.py: clean top-1 on 1,280 shapes, adaptive PGD-Linf with
-     EOT and the fixed-randomness attack on 128 shapes);
+  5. their test-split table (examples/robustness_budgets.py: clean top-1 on 1,280 shapes; on 64 of them adaptive
+     PGD-Linf at eps 0.01 and 0.02 with EOT 4, the fixed-randomness attack, and 100 steps for the deterministic ones);
   6. packing: each model into pretrained/<name> (float16 weights, loaded as float32), and the default chosen by the
      rule of `choose_default`, with the reason in pretrained/index.json and the model's metadata.json.
 Stage 4 takes about 75 minutes per 2,400-update run on one core of our 2-core machine; run it with the two long
@@ -94,7 +94,7 @@ def main() -> None:
 
     table = work / "tables" / "shipped.json"
     command = [sys.executable, str(HERE / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
-               "--eps", "0.01", str(EPS), "--long-eps", str(EPS)]
+               "--robust-samples", "64", "--eps", "0.01", str(EPS), "--long-eps", str(EPS)]
     command += [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     rows = json.loads(table.read_text())
