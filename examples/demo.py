@@ -1,11 +1,11 @@
 """`make demo`: the main job on the shipped models, offline, in about two minutes on 2 CPU cores.
 
-    python examples/demo.py [--out outputs/demo] [--shapes-per-class 2] [--eot 2] [--eps 0.02]
+    python examples/demo.py [--out outputs/demo] [--shapes-per-class 1] [--eot 2] [--eps 0.02] [--steps 10]
 
 1. writes sample shapes as .ply meshes (SynthShapes generators, a seed the models never saw) and classifies the files
    with `pipeline("zero-shot-3d-classification")` (no model given: the shipped default), printing a table;
 2. measures the default and the plain baseline side by side on freshly generated held-out shapes: zero-shot top-1,
-   clean and under adaptive PGD-Linf at --eps (20 steps, EOT over the model's noise when it has any), and writes
+   clean and under adaptive PGD-Linf at --eps (--steps steps, EOT over the model's noise when it has any), and writes
    the default's report.md, report.json and plots into --out/report.
 A second run reuses the generated data.
 """
@@ -53,7 +53,8 @@ def write_samples(out_dir: Path) -> list[tuple[Path, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    parser.add_argument("--shapes-per-class", type=int, default=2, help="held-out shapes per class to evaluate")
+    parser.add_argument("--shapes-per-class", type=int, default=1, help="held-out shapes per class to evaluate")
+    parser.add_argument("--steps", type=int, default=10, help="PGD steps")
     parser.add_argument("--eot", type=int, default=2, help="EOT draws per PGD step (models with noise)")
     parser.add_argument("--eps", type=float, default=0.02, help="PGD-Linf radius, unit-sphere coordinates")
     args = parser.parse_args()
@@ -82,8 +83,8 @@ def main() -> None:
     # every split of the demo set is held out: none of these shapes was seen in training
     test = concatenate_datasets(list(load_triples(data_dir).values())).select_columns(["points", "label"])
     models = [Path(EMBEDDED_MODEL)] + ([Path(resolve_model(BASELINE))] if EMBEDDED_MODEL.name != BASELINE else [])
-    print(f"\n{len(test)} held-out shapes, {len(classes)} classes; PGD-Linf eps {args.eps}, 20 steps, adaptive (EOT "
-          f"{args.eot} for a model with noise)")
+    print(f"\n{len(test)} held-out shapes, {len(classes)} classes; PGD-Linf eps {args.eps}, {args.steps} steps, adaptive "
+          f"(EOT {args.eot} for a model with noise)")
     print(f"{'model':<22} {'objective':<15} {'clean top-1':>11} {'robust top-1':>12} {'seconds':>8}")
     for folder in models:
         tic = time.time()
@@ -91,7 +92,7 @@ def main() -> None:
         class_embeds = class_embeddings(model, classes, AutoTokenizer.from_pretrained(folder))
         report = evaluate_zero_shot(
             model, test, class_embeds=class_embeds, class_names=classes, batch_size=16, show_progress=False,
-            attacks={"pgd_linf": PGDLinf(eps=args.eps, steps=20, eot_samples=args.eot)},
+            attacks={"pgd_linf": PGDLinf(eps=args.eps, steps=args.steps, eot_samples=args.eot)},
         )
         pgd = report["attacks"]["pgd_linf"]
         mark = " (default)" if folder == Path(EMBEDDED_MODEL) else ""
