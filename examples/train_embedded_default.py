@@ -108,7 +108,9 @@ def main() -> None:
                                    default_reason=reason if name == default else None,
                                    extra_metadata={"evaluation": rows[name], "training_run": {
                                        "variant": RUNS[name][0], "updates": RUNS[name][1],
-                                       "config_overrides": RUNS[name][2], "feature_target": "text"}})
+                                       "config_overrides": RUNS[name][2], "feature_target": "text"}},
+                                   # the inference settings the table measured become the shipped ones
+                                   config_updates=rows[name]["feature_kwargs"])
         print(f"packed {name} into {dest}")
 
 

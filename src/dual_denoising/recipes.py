@@ -145,11 +145,12 @@ def pretrain_variant(
 
 def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
                         name: str, summary: str, make_default: bool = False, default_reason: str | None = None,
-                        extra_metadata: dict | None = None) -> Path:
+                        extra_metadata: dict | None = None, config_updates: dict | None = None) -> Path:
     """Copy a trained model folder into the package data as `pretrained/<name>`: the weights stored in float16 (the
     config says float32, so `from_pretrained` loads float32; the embeddings move by ~1e-4), the config, the text
     tower, the tokenizer, a short model card and a `metadata.json` that lists its classes and says how it was made.
-    `make_default` also names it the task's default in `pretrained/index.json`, with the reason."""
+    `make_default` also names it the task's default in `pretrained/index.json`, with the reason; `config_updates`
+    (e.g. the inference settings it was evaluated with) are written into its config."""
     import torch
 
     from .data import portable
@@ -161,10 +162,13 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
     dest.mkdir(parents=True)
     model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32)
     model.to(torch.float16).save_pretrained(dest)
+    for code in dest.glob("*.py"):  # the trust_remote_code copies: inside the package, the package's code runs
+        code.unlink()
     config = json.loads((dest / "config.json").read_text())
+    config.pop("auto_map", None)
     config["dtype"] = "float32"
+    config.update(config_updates or {})
     (dest / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    # the tokenizer; the model's code copies (its trust_remote_code export) are left out: the package's code runs
     for path in model_dir.iterdir():
         if path.is_file() and path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
             shutil.copy2(path, dest / path.name)
