@@ -4,7 +4,8 @@
 
 1. writes sample shapes as .ply meshes (SynthShapes generators, a seed the models never saw) and classifies the files
    with `pipeline("zero-shot-3d-classification")` (no model given: the shipped default), printing a table;
-2. measures the default and the plain baseline side by side on freshly generated held-out shapes: zero-shot top-1,
+2. measures the default, the plain baseline and the other shipped models side by side on freshly generated held-out
+   shapes: zero-shot top-1,
    clean and under adaptive PGD-Linf at --eps (--steps steps, EOT over the model's noise when it has any), and writes
    the default's report.md, report.json and plots into --out/report.
 A second run reuses the generated data.
@@ -29,7 +30,7 @@ from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.attacks import PGDLinf  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot, save_plots, write_markdown_report  # noqa: E402
-from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, TASK, resolve_model  # noqa: E402
+from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, TASK, embedded_models, resolve_model  # noqa: E402
 from dual_denoising.recipes import embedded_model_classes  # noqa: E402
 from dual_denoising.synthshapes import generate_mesh, save_synthshapes  # noqa: E402
 
@@ -82,10 +83,12 @@ def main() -> None:
         save_synthshapes(data_dir, args.shapes_per_class, 1, seed=DEMO_SEED, test_fraction=0.0, progress=False)
     # every split of the demo set is held out: none of these shapes was seen in training
     test = concatenate_datasets(list(load_triples(data_dir).values())).select_columns(["points", "label"])
-    models = [Path(EMBEDDED_MODEL)] + ([Path(resolve_model(BASELINE))] if EMBEDDED_MODEL.name != BASELINE else [])
+    # the default first, then the plain baseline, then the other shipped models (the method among them)
+    others = sorted(embedded_models(), key=lambda name: (name != BASELINE, name))
+    models = [Path(EMBEDDED_MODEL)] + [Path(resolve_model(n)) for n in others if n != EMBEDDED_MODEL.name]
     print(f"\n{len(test)} held-out shapes, {len(classes)} classes; PGD-Linf eps {args.eps}, {args.steps} steps, adaptive "
           f"(EOT {args.eot} for a model with noise)")
-    print(f"{'model':<22} {'objective':<15} {'clean top-1':>11} {'robust top-1':>12} {'seconds':>8}")
+    print(f"{'model':<30} {'objective':<15} {'clean top-1':>11} {'robust top-1':>12} {'seconds':>8}")
     for folder in models:
         tic = time.time()
         model = DualDenoisingModel.from_pretrained(folder).eval()
@@ -96,7 +99,7 @@ def main() -> None:
         )
         pgd = report["attacks"]["pgd_linf"]
         mark = " (default)" if folder == Path(EMBEDDED_MODEL) else ""
-        print(f"{folder.name + mark:<22} {model.config.objective:<15} {100 * report['clean']['top1']:10.1f}% "
+        print(f"{folder.name + mark:<30} {model.config.objective:<15} {100 * report['clean']['top1']:10.1f}% "
               f"{100 * pgd['robust_accuracy']:11.1f}% {time.time() - tic:8.0f}")
         if folder == Path(EMBEDDED_MODEL):
             report.update(model=folder.name, dataset=data_dir.name, split="all (held out: seed never trained on)")
