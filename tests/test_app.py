@@ -125,8 +125,10 @@ def test_bad_upload_is_a_message_not_a_trace(page, tmp_path):
     page.locator("#upload input[type=file]").set_input_files(str(garbage))
     page.wait_for_timeout(500)
     page.locator("#classify").click()
-    toast = page.get_by_text("broken.ply", exact=False).first
+    # the file reader's one-line message (the upload's own name also shows in the file box, so match the reason)
+    toast = page.get_by_text("cannot be read as a .ply file", exact=False).first
     toast.wait_for(timeout=60_000)
+    assert "broken.ply" in toast.inner_text()
     assert "Traceback" not in page.content()
 
 
