@@ -135,9 +135,9 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
         try:
             path, labels = source(upload, sample), _labels(labels_text)
             shown = chosen(which)
-            cloud = models.prepare(shown[0], path, up_axis)
-            results = [models.scores(name, models.prepare(name, path, up_axis), labels, chains, steps)
-                       for name in shown]
+            clouds = {name: models.prepare(name, path, up_axis) for name in shown}  # read and prepared once each
+            results = [models.scores(name, clouds[name], labels, chains, steps) for name in shown]
+            cloud = clouds[shown[0]]
         except USER_ERRORS as err:
             raise gr.Error(str(err)) from None
         outputs = [gr.update(value=r, label=f"{n}", visible=True) for n, r in zip(shown, results)]
