@@ -57,7 +57,7 @@ def main() -> None:
     accelerator = default_accelerator(config.mixed_precision)
     if not (args.dataset / "data").is_dir():
         if accelerator.is_main_process:
-            from dual_denoising.synthshapes import DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS, save_synthshapes
+            from dual_denoising.synth import DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS, save_synthshapes
 
             t0 = time.perf_counter()
             print(f"generating SynthShapes ({DEFAULT_SHAPES_PER_CLASS} shapes/class, {DEFAULT_VIEWS} views) "

@@ -72,7 +72,7 @@ def page(browser, server):
 
 
 def _mesh(tmp_path: Path, name: str = "airplane") -> Path:
-    from dual_denoising.synthshapes import generate_mesh
+    from dual_denoising.synth import generate_mesh
 
     mesh, _ = generate_mesh(name, index=1, seed=7070)
     path = tmp_path / f"{name}.ply"

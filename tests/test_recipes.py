@@ -12,7 +12,7 @@ from dual_denoising.data import load_triples, load_triples_metadata
 from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR, embedded_models
 from dual_denoising.point_ops import farthest_point_sample
 from dual_denoising.recipes import choose_default, embedded_model_classes, ensure_resampled
-from dual_denoising.synthshapes import save_synthshapes
+from dual_denoising.synth import save_synthshapes
 
 
 def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):
@@ -72,7 +72,7 @@ def test_the_default_is_the_model_the_rule_names():
 def test_pipeline_without_a_model_uses_the_embedded_default():
     from transformers import pipeline
 
-    from dual_denoising.synthshapes import generate_shape
+    from dual_denoising.synth import generate_shape
 
     classifier = pipeline("zero-shot-3d-classification")
     classes = embedded_model_classes()

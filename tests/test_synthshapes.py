@@ -10,8 +10,7 @@ from PIL import Image
 
 from dual_denoising import cli
 from dual_denoising.data import load_triples, load_triples_metadata
-from dual_denoising.render import contact_sheet, render_mesh, sample_view_angles
-from dual_denoising.synthshapes import (
+from dual_denoising.synth import (
     CLASS_NAMES,
     DEFAULT_UNSEEN_CLASSES,
     GENERATORS,
@@ -21,10 +20,11 @@ from dual_denoising.synthshapes import (
     generate_mesh,
     generate_shape,
     make_captions,
-    register_cli,
     sample_points,
     save_synthshapes,
 )
+from dual_denoising.synth.render import contact_sheet, render_mesh, sample_view_angles
+from dual_denoising.synth.synthshapes import register_cli
 
 CONFUSABLE_GROUPS = [
     {"table", "desk"},

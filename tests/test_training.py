@@ -23,7 +23,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPProcessor, get_scheduler, pi
 from dual_denoising import DualDenoisingModel  # also registers the zero-shot-3d-classification task
 from dual_denoising import training as T
 from dual_denoising.data import load_triples, save_triples, triples_features
-from dual_denoising.synthshapes import build_synthshapes
+from dual_denoising.synth import build_synthshapes
 from dual_denoising.teacher import build_image_processor, train_caption_tokenizer
 
 from .test_modeling import tester, tiny_clip

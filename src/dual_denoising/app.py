@@ -26,7 +26,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError)
 
 def _gallery(folder: Path) -> dict[str, Path]:
     """A few SynthShapes meshes as .ply files (written once), keyed by a readable name."""
-    from .synthshapes import generate_mesh
+    from .synth import generate_mesh
 
     folder.mkdir(parents=True, exist_ok=True)
     samples = {}

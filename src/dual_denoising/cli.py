@@ -17,7 +17,7 @@ COMMAND_MODULES: list[str] = [
     "dual_denoising.inference",
     "dual_denoising.evaluation",
     "dual_denoising.importers",
-    "dual_denoising.synthshapes",
+    "dual_denoising.synth.synthshapes",
     "dual_denoising.teacher",
     "dual_denoising.training",
     "dual_denoising.app",

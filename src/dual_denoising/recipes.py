@@ -39,7 +39,7 @@ def _log(message: str) -> None:
 def ensure_synthshapes(out_dir: str | Path, shapes_per_class: int | None = None, views: int | None = None,
                        seed: int = 0) -> Path:
     """SynthShapes at its default size (or the given one), generated once."""
-    from .synthshapes import DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS, save_synthshapes
+    from .synth import DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS, save_synthshapes
 
     out_dir = Path(out_dir)
     if (out_dir / METADATA_FILE).is_file():
