@@ -25,6 +25,7 @@ from dual_denoising import training as T
 from dual_denoising.data import load_triples, save_triples, triples_features
 from dual_denoising.synth import build_synthshapes
 from dual_denoising.teacher import build_image_processor, train_caption_tokenizer
+from dual_denoising.training import card as model_card_module
 
 from .test_modeling import tester, tiny_clip
 
@@ -262,8 +263,8 @@ def test_push_to_hub_uploads_the_final_folder_only(workspace, tmp_path, monkeypa
     from huggingface_hub.utils import filter_repo_objects
 
     calls = {}
-    monkeypatch.setattr(T, "create_repo", lambda repo_id, **kw: calls.setdefault("create", (repo_id, kw)))
-    monkeypatch.setattr(T, "upload_folder", lambda **kw: calls.setdefault("upload", kw))
+    monkeypatch.setattr(model_card_module, "create_repo", lambda repo_id, **kw: calls.setdefault("create", (repo_id, kw)))
+    monkeypatch.setattr(model_card_module, "upload_folder", lambda **kw: calls.setdefault("upload", kw))
     output_dir = tmp_path / "out"
     args = T.parse_args(pretrain_argv(workspace, output_dir, "--max_train_steps", "2", "--checkpointing_steps", "1",
                                       "--push_to_hub", "--hub_model_id", "someone/dd-tiny", "--eval_split", "none"))

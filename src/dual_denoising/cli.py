@@ -19,7 +19,7 @@ COMMAND_MODULES: list[str] = [
     "dual_denoising.importers",
     "dual_denoising.synth.synthshapes",
     "dual_denoising.teacher",
-    "dual_denoising.training",
+    "dual_denoising.training.arguments",
     "dual_denoising.app",
 ]
 

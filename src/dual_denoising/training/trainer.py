@@ -36,21 +36,15 @@ uninterrupted one. With `--streaming` the position in the stream is restored, th
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import logging
 import math
 import os
-import re
-import shutil
 import signal
 import time
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import datasets
 import numpy as np
@@ -59,232 +53,35 @@ import torch.nn.functional as F
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
-from huggingface_hub import ModelCard, ModelCardData, create_repo, upload_folder
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from .configuration_dual_denoising import DualDenoisingConfig
-from .data import (
+from ..configuration_dual_denoising import DualDenoisingConfig
+from ..data import (
     EMBED_COLUMNS,
     METADATA_FILE,
     PointCloudTransform,
     TriplesCollator,
-    is_hub_id,
     load_triples,
     load_triples_metadata,
     portable,
     prepare_dataset,
     ulip_augmentations,
 )
-from .distributed import make_accelerator
-from .evaluation import class_embeddings, evaluate_zero_shot
-from .modeling_dual_denoising import DualDenoisingModel
-from .prompts import DEFAULT_TEMPLATES
+from ..distributed import make_accelerator
+from ..evaluation import class_embeddings, evaluate_zero_shot
+from ..modeling_dual_denoising import DualDenoisingModel
+from ..prompts import DEFAULT_TEMPLATES
+from .arguments import NO_DECAY_PARAMETERS, TRAIN_RESULTS_FILE, PretrainingArguments, resolve_preset
+from .card import PATH_ARGUMENTS, check_hub_access, model_card, push_folder_to_hub
+from .checkpoints import TrainerState, resolve_checkpoint, save_checkpoint
 
 logger = get_logger(__name__)
-
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # in the wheel too; hub_configs/ at the top links here
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-TRAIN_RESULTS_FILE = "train_results.json"
-# learned tokens and scales that AdamW must not decay (biases and norm weights are caught by `ndim < 2`)
-NO_DECAY_PARAMETERS = ("cls_token", "cls_position", "mask_token", "token_embedding", "logit_scale")
-# what `--push_to_hub` leaves out of the upload: resumable states and debug logs
-PUSH_IGNORE_PATTERNS = ["checkpoint-*", "debug/*"]
-
-
-def _help(text: str, **kwargs) -> Any:
-    return field(metadata={"help": text}, **kwargs)
-
-
-@dataclass
-class PretrainingArguments:
-    """Every option of a pretraining run; `examples/pretrain.py` and `dual-denoising pretrain` expose them all."""
-
-    # -- data ----------------------------------------------------------------------------------------------------
-    dataset: str = _help("triples dataset: a local folder written by save_triples or a Hub dataset id")
-    output_dir: str = _help("where checkpoints, logs, the final model and its model card are written")
-    train_split: str = _help("split to train on", default="train")
-    eval_split: str | None = _help("labelled split for zero-shot evaluation ('none' to skip)", default="test")
-    streaming: bool = _help("stream the dataset instead of reading it into memory (needs --max_train_steps)",
-                            default=False)
-    shuffle_buffer_size: int = _help("shuffle buffer (rows) for --streaming", default=1000)
-    train_on_seen_classes: bool = _help(
-        "train only on the metadata's seen_classes (the unseen-category protocol)", default=False
-    )
-    max_train_samples: int | None = _help("use only the first N training rows (debugging, quick runs)", default=None)
-    max_eval_samples: int | None = _help(
-        "evaluate on N rows of the eval split (a seeded random subset)", default=None
-    )
-    augmentations: Literal["ulip", "none"] = _help("training point augmentations", default="ulip")
-    up_axis: Literal["x", "y", "z"] = _help("up axis of the clouds, for the rotation augmentation", default="y")
-    dataloader_num_workers: int = _help("DataLoader worker processes (0 reads in the training process)", default=0)
-    # -- teacher and model ----------------------------------------------------------------------------------------
-    teacher: str | None = _help(
-        "CLIP teacher (folder or Hub id): frozen text tower and tokenizer of the saved model; also computes missing "
-        "image_embeds/text_embeds", default=None
-    )
-    preset: str | None = _help(
-        "model preset: a hub_configs folder name (tiny, small, base-8k); the default when neither --config nor "
-        "--model_name_or_path is given", default=None
-    )
-    config: str | None = _help("model config: a config.json, a folder holding one, or a Hub id", default=None)
-    model_name_or_path: str | None = _help("continue from a saved DualDenoisingModel (folder or Hub id)", default=None)
-    objective: Literal["dual_denoising", "contrastive"] | None = _help(
-        "training objective (default: the config's): the method or the ULIP direct-alignment baseline", default=None
-    )
-    config_overrides: str | None = _help(
-        'JSON merged into the config, e.g. \'{"mask_ratio": 0.6, "point_config": {"drop_path_rate": 0.0}}\'',
-        default=None,
-    )
-    gradient_checkpointing: bool = _help("recompute block activations in the backward pass", default=False)
-    # -- optimisation ---------------------------------------------------------------------------------------------
-    per_device_train_batch_size: int = _help("clouds per process and forward pass", default=32)
-    per_device_eval_batch_size: int = _help("clouds per forward pass in evaluation", default=64)
-    gradient_accumulation_steps: int = _help("forward passes per optimizer update", default=1)
-    learning_rate: float = _help("peak learning rate", default=5e-4)
-    weight_decay: float = _help("AdamW weight decay (not applied to biases, norms, learned tokens)", default=0.05)
-    adam_beta1: float = _help("AdamW beta1", default=0.9)
-    adam_beta2: float = _help("AdamW beta2", default=0.999)
-    adam_epsilon: float = _help("AdamW epsilon", default=1e-8)
-    max_grad_norm: float = _help("clip the global gradient norm to this (0 disables)", default=1.0)
-    num_train_epochs: int = _help("passes over the training split (ignored when --max_train_steps is set)",
-                                  default=10)
-    max_train_steps: int | None = _help("optimizer updates in total (overrides --num_train_epochs)", default=None)
-    lr_scheduler_type: str = _help(
-        "transformers scheduler name: linear, cosine, cosine_with_restarts, polynomial, constant, "
-        "constant_with_warmup, ...", default="cosine"
-    )
-    num_warmup_steps: int | None = _help("warm-up updates (default: --warmup_ratio of the updates)", default=None)
-    warmup_ratio: float = _help("warm-up as a fraction of the updates, when --num_warmup_steps is not set",
-                                default=0.05)
-    mixed_precision: Literal["no", "fp16", "bf16"] | None = _help(
-        "mixed precision (default: the accelerate config's, else no)", default=None
-    )
-    seed: int = _help("seed of the model initialisation, the data order, the augmentations and the noise", default=0)
-    # -- evaluation -----------------------------------------------------------------------------------------------
-    eval_steps: int | None = _help("evaluate every N updates (always at the end when there is an eval split)",
-                                   default=None)
-    eval_num_noise_samples: int | None = _help("K chains of parallel noise inference in evaluation (default: the "
-                                               "config's)", default=None)
-    eval_num_inference_steps: int | None = _help("S denoising steps in evaluation (default: the config's)",
-                                                 default=None)
-    # -- logging, checkpoints, Hub --------------------------------------------------------------------------------
-    logging_steps: int = _help("log the losses and learning rate every N updates", default=10)
-    report_to: Literal["auto", "tensorboard", "none"] = _help(
-        "tracker: tensorboard, none, or auto (tensorboard when installed); without one, logs are printed",
-        default="auto",
-    )
-    checkpointing_steps: int | None = _help("save a resumable state every N updates", default=None)
-    checkpoints_total_limit: int | None = _help("keep only the newest N checkpoints", default=None)
-    resume_from_checkpoint: str | None = _help("'latest' (newest checkpoint-* in output_dir) or a checkpoint folder; "
-                                               "resuming unpickles the folder's training state (optimizer, RNGs, "
-                                               "step), so resume only from checkpoints you trust",
-                                               default=None)
-    push_to_hub: bool = _help("upload the final folder (not the checkpoints) to the Hub", default=False)
-    hub_model_id: str | None = _help("Hub repository to push to (default: the output folder's name)", default=None)
-    hub_private_repo: bool = _help("create the Hub repository as private", default=False)
-    # -- debugging ------------------------------------------------------------------------------------------------
-    debug_log_samples: bool = _help("write the shape_ids every process trains on to output_dir/debug/", default=False)
-    debug_kill_after_checkpoint: int | None = _help(
-        "SIGKILL the run right after writing checkpoint-N (to test resumption)", default=None
-    )
-
-    def __post_init__(self):
-        sources = [name for name in ("preset", "config", "model_name_or_path") if getattr(self, name)]
-        if len(sources) > 1:
-            raise ValueError(f"give one of --preset, --config, --model_name_or_path; got {', '.join(sources)}")
-        if not sources:
-            self.preset = "tiny"
-        if self.eval_split is not None and self.eval_split.lower() == "none":
-            self.eval_split = None
-        if self.streaming and self.max_train_steps is None:
-            raise ValueError("--streaming has no epoch length: give --max_train_steps")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                     "logging_steps", "num_train_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("max_train_steps", "eval_steps", "checkpointing_steps", "checkpoints_total_limit"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1 when given; got {getattr(self, name)}")
-        if self.debug_kill_after_checkpoint is not None and (
-            self.checkpointing_steps is None or self.debug_kill_after_checkpoint % self.checkpointing_steps
-        ):
-            raise ValueError("--debug_kill_after_checkpoint must be a multiple of --checkpointing_steps")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------------
-def add_pretraining_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add one `--option` per `PretrainingArguments` field (type, choices, default and help from the field)."""
-    hints = typing.get_type_hints(PretrainingArguments)
-    for spec in dataclasses.fields(PretrainingArguments):
-        kind = hints[spec.name]
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-        kwargs: dict[str, Any] = {"help": spec.metadata["help"]}
-        if spec.default is dataclasses.MISSING:
-            kwargs["required"] = True
-        else:
-            kwargs["default"] = spec.default
-        if kind is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is Literal:
-            kwargs["choices"] = typing.get_args(kind)
-        else:
-            kwargs["type"] = kind
-        parser.add_argument(f"--{spec.name}", **kwargs)
-    return parser
-
-
-class _DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Adds "(default: X)" where the help text does not already say the default and there is one worth saying."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default" in text.lower() or action.required or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return f"{text} (default: %(default)s)"
-
-
-def parse_args(argv: list[str] | None = None, prog: str | None = None) -> PretrainingArguments:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter
-    )
-    return PretrainingArguments(**vars(add_pretraining_arguments(parser).parse_args(argv)))
-
-
-def register_cli(subparsers) -> None:
-    """Add `pretrain` to the `dual-denoising` command line."""
-    parser = subparsers.add_parser(
-        "pretrain", help="pretrain a Dual Denoising model (or the ULIP baseline) with Accelerate",
-        description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter,
-    )
-    add_pretraining_arguments(parser)
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(namespace: argparse.Namespace) -> int:
-    values = {spec.name: getattr(namespace, spec.name) for spec in dataclasses.fields(PretrainingArguments)}
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    pretrain(PretrainingArguments(**values))
-    return 0
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Model and optimizer
 # ----------------------------------------------------------------------------------------------------------------------
-def resolve_preset(name: str) -> Path:
-    """A preset name (`tiny`, `small`, `base-8k`) -> its folder in the package; an existing path is returned as is."""
-    if Path(name).exists():
-        return Path(name)
-    folder = PRESETS_DIR / name
-    if not (folder / "config.json").is_file():
-        known = sorted(p.parent.name for p in PRESETS_DIR.glob("*/config.json"))
-        raise ValueError(f"unknown preset {name!r}; presets are {known} (or pass --config PATH)")
-    return folder
-
-
 def _merge(base: dict, update: dict) -> dict:
     merged = dict(base)
     for key, value in update.items():
@@ -477,7 +274,7 @@ def load_training_data(
             )
         if not Path(args.dataset).is_dir():
             raise ValueError(f"teacher features can be added to a local folder only; {args.dataset} is not one")
-        from .teacher import precompute_features
+        from ..teacher import precompute_features
 
         if accelerator.is_main_process:
             start = time.perf_counter()
@@ -658,207 +455,6 @@ def summarize_zero_shot(results: dict, seen_classes: list[str], unseen_classes: 
             summary[f"num_{name}_samples"] = count
     return summary
 
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------------------------------
-@dataclass
-class TrainerState:
-    """Where the run is, saved in every checkpoint (`accelerator.register_for_checkpointing`)."""
-
-    global_step: int = 0  # optimizer updates done
-    epoch: int = 0  # passes over the data begun
-    batches_in_epoch: int = 0  # batches of the current pass every process has consumed
-
-    def state_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, int(value))
-
-
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """The complete `checkpoint-{step}` folders of a run, oldest first."""
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def resolve_checkpoint(resume_from_checkpoint: str, output_dir: str | Path) -> Path | None:
-    """`latest` -> the newest checkpoint of `output_dir` (None when there is none); a path -> that folder."""
-    if resume_from_checkpoint == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        return checkpoints[-1] if checkpoints else None
-    path = Path(resume_from_checkpoint)
-    if not path.is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder")
-    return path
-
-
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None) -> Path:
-    """`save_state` on every process (FSDP/DeepSpeed need it) into a staging folder that the main process renames to
-    `checkpoint-{step}` once every process is done, so `latest` never picks a half-written checkpoint; then the
-    oldest checkpoints beyond `total_limit` are removed (main process only). The output folder must be one that every
-    process sees (a shared filesystem across machines)."""
-    final, staging = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
-    accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-        for stale in output_dir.glob("checkpoint-*.partial"):  # left by a run killed while saving
-            shutil.rmtree(stale)
-        if total_limit is not None:
-            for old in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return final
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Final folder: model card, Hub upload
-# ----------------------------------------------------------------------------------------------------------------------
-PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint")
-
-
-def check_hub_access(repo_id: str, private: bool = False) -> None:
-    """Create (or find) the Hub repository `--push_to_hub` will upload to, before training starts."""
-    try:
-        create_repo(repo_id, exist_ok=True, private=private)
-    except Exception as err:  # offline mode, no network, no token, no permission
-        raise OSError(f"--push_to_hub: cannot create or reach the Hub repository {repo_id!r} "
-                      f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'}); log in "
-                      "with `hf auth login`, check the network, or drop --push_to_hub") from None
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _table(rows: list[tuple[str, Any]]) -> str:
-    return "\n".join(["| | |", "|---|---|", *(f"| {label} | {value} |" for label, value in rows)])
-
-
-def model_card(args: PretrainingArguments, config: DualDenoisingConfig, results: dict) -> ModelCard:
-    """A model card: YAML front matter (library, tags, pipeline tag), the architecture, data, budget and results."""
-    card_data = ModelCardData(
-        library_name="transformers",  # no Hub pipeline tag exists for 3D classification; the tags say it
-        tags=["dual-denoising", "point-cloud", "3d", "zero-shot-3d-classification", "clip-distillation",
-              config.objective.replace("_", "-")],
-        license="apache-2.0",
-        datasets=[args.dataset] if is_hub_id(args.dataset) else None,
-        base_model=args.teacher if is_hub_id(args.teacher) else None,
-    )
-    pc, dc = config.point_config, config.denoiser_config
-    data, evaluation = results["data"], results.get("eval") or {}
-    denoising = config.objective == "dual_denoising"
-    if denoising:
-        method = ("Dual Denoising (Luo, Qu, Gao, arXiv 2407.00905): PointDAE on the points and a feature DDPM that "
-                  "turns noise into the teacher's CLIP feature, guided by the point tokens")
-    else:
-        method = ("the ULIP direct-alignment baseline (symmetric InfoNCE against the teacher's image and text "
-                  "embeddings)")
-    parts = "the 3D tower" + (", the feature denoiser" if denoising else "")
-    if results["self_contained"]:
-        contents = (f"The folder is self-contained for zero-shot classification: {parts}, the teacher's frozen text "
-                    "tower and its tokenizer.")
-    else:
-        contents = (f"The folder holds {parts} but no text tower + tokenizer: pass class embeddings from the "
-                    "teacher (`text_embeds=...`) to classify.")
-    contents += (" As saved by `pretrain` it also holds the model and pipeline code, so `trust_remote_code=True` "
-                 "loads it where this package is not installed.")
-    model_rows = [
-        ("objective", f"`{config.objective}`"),
-        ("points per cloud (N)", pc.num_points),
-        ("groups x points per group (G x k)", f"{pc.num_groups} x {pc.group_size}"),
-        ("encoder (W, L_e, heads)", f"{pc.hidden_size}, {pc.num_hidden_layers}, {pc.num_attention_heads}"),
-        ("PointDAE decoder blocks (L_d)", pc.num_decoder_layers if denoising else "-"),
-        ("feature denoiser (width, L_f, M tokens)",
-         f"{dc.hidden_size}, {dc.num_hidden_layers}, {dc.num_feature_tokens}" if denoising else "-"),
-        ("teacher embedding size (D)", config.embed_dim),
-        ("inference (K chains, S steps)", f"{config.num_noise_samples}, {config.num_inference_steps}"),
-        ("trainable / total parameters", f"{results['trainable_parameters']:,} / {results['total_parameters']:,}"),
-    ]
-    budget_rows = [
-        ("optimizer updates", f"{results['global_step']} ({results['epoch']:.2f} epochs)"),
-        ("batch (per device x processes x accumulation)",
-         f"{args.per_device_train_batch_size} x {results['num_processes']} x "
-         f"{results['gradient_accumulation_steps']} = {results['total_batch_size']}"),
-        ("learning rate, schedule, warm-up",
-         f"{args.learning_rate:g}, {args.lr_scheduler_type}, {results['num_warmup_steps']} updates"),
-        ("AdamW weight decay, gradient clipping", f"{args.weight_decay:g}, {args.max_grad_norm:g}"),
-        ("mixed precision", results["mixed_precision"]),
-        ("wall time", f"{results['train_runtime_seconds']:.0f} s on {results['num_processes']} x {results['device']}"),
-        ("seed", args.seed),
-    ]
-    rows = f"{data.get('num_train_rows') or 'streamed'} rows"
-    if args.train_on_seen_classes:
-        rows += ", seen classes only"
-    cost = data.get("teacher_features_cost")
-    features = "" if not cost or cost["reused"] else (
-        f"; its embeddings of the {cost['rows']} rows were computed for this run in {cost['seconds']:.0f} s on "
-        f"{cost['device']}"
-    )
-    eval_rows = "\n".join(
-        f"| {label} | {_percent(evaluation.get(f'{key}accuracy'))} | {evaluation.get(f'num_{key}samples', 'n/a')} |"
-        for label, key in (("all classes", ""), ("seen classes", "seen_"), ("unseen classes", "unseen_"))
-    )
-    body = f"""
-# Dual Denoising point-cloud encoder ({config.objective})
-
-A 3D point-cloud encoder whose embeddings live in a frozen CLIP teacher's space, trained with {method}.
-{contents}
-
-```python
-import dual_denoising  # registers the model and the task
-from transformers import pipeline
-
-classifier = pipeline("zero-shot-3d-classification", model="{args.hub_model_id or 'path/to/this/folder'}")
-classifier("chair.ply", candidate_labels=["chair", "table", "lamp"])
-```
-
-## Model
-
-{_table(model_rows)}
-
-## Data
-
-- dataset: `{portable(args.dataset)}` (split `{args.train_split}`, {rows})
-- classes: {", ".join(data.get("classes") or []) or "n/a"}
-- seen classes: {", ".join(data.get("seen_classes") or []) or "-"}
-- unseen classes: {", ".join(data.get("unseen_classes") or []) or "-"}
-- teacher: `{portable(args.teacher) or "embeddings precomputed in the dataset"}`{features}
-
-## Training budget
-
-{_table(budget_rows)}
-
-## Evaluation
-
-Zero-shot top-1 on split `{args.eval_split}`; class embeddings: {evaluation.get("class_embeds_source", "n/a")}.
-
-| rows | accuracy | samples |
-|---|---|---|
-{eval_rows}
-"""
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
-
-
-def push_folder_to_hub(
-    folder: str | Path, repo_id: str, private: bool = False, commit_message: str | None = None
-) -> str:
-    """Create the Hub model repository if needed and upload `folder` without its checkpoints and debug logs."""
-    url = create_repo(repo_id, exist_ok=True, private=private)
-    repo_id = getattr(url, "repo_id", None) or repo_id
-    upload_folder(
-        repo_id=repo_id, folder_path=str(folder), ignore_patterns=PUSH_IGNORE_PATTERNS,
-        commit_message=commit_message or "Upload Dual Denoising model",
-    )
-    return repo_id
 
 
 def _full_model(accelerator: Accelerator, model: torch.nn.Module, keep_autocast: bool) -> DualDenoisingModel | None:
@@ -1111,7 +707,7 @@ def pretrain(args: PretrainingArguments) -> dict:
     final = _full_model(accelerator, model, keep_autocast=False)
     results: dict = {}
     if accelerator.is_main_process:
-        from .pipeline_dual_denoising import ZeroShot3DClassificationPipeline
+        from ..pipeline_dual_denoising import ZeroShot3DClassificationPipeline
 
         final.eval()
         ZeroShot3DClassificationPipeline(model=final, tokenizer=tokenizer).save_pretrained(output_dir)
@@ -1159,19 +755,3 @@ def _append_json(path: Path, record: dict) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
 
-
-__all__ = [
-    "PretrainingArguments",
-    "pretrain",
-    "parse_args",
-    "update_config",
-    "add_pretraining_arguments",
-    "parameter_groups",
-    "create_optimizer",
-    "caption_prototypes",
-    "summarize_zero_shot",
-    "list_checkpoints",
-    "resolve_checkpoint",
-    "model_card",
-    "push_folder_to_hub",
-]

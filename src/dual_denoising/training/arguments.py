@@ -1,0 +1,219 @@
+"""The pretraining options (`PretrainingArguments`), their command line and the presets they name."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from accelerate.logging import get_logger
+
+logger = get_logger(__name__)
+
+
+PRESETS_DIR = Path(str(resources.files("dual_denoising") / "presets"))  # package data, in the wheel too; hub_configs/ links here
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+TRAIN_RESULTS_FILE = "train_results.json"
+# learned tokens and scales that AdamW must not decay (biases and norm weights are caught by `ndim < 2`)
+NO_DECAY_PARAMETERS = ("cls_token", "cls_position", "mask_token", "token_embedding", "logit_scale")
+# what `--push_to_hub` leaves out of the upload: resumable states and debug logs
+PUSH_IGNORE_PATTERNS = ["checkpoint-*", "debug/*"]
+
+
+def _help(text: str, **kwargs) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class PretrainingArguments:
+    """Every option of a pretraining run; `examples/pretrain.py` and `dual-denoising pretrain` expose them all."""
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    dataset: str = _help("triples dataset: a local folder written by save_triples or a Hub dataset id")
+    output_dir: str = _help("where checkpoints, logs, the final model and its model card are written")
+    train_split: str = _help("split to train on", default="train")
+    eval_split: str | None = _help("labelled split for zero-shot evaluation ('none' to skip)", default="test")
+    streaming: bool = _help("stream the dataset instead of reading it into memory (needs --max_train_steps)",
+                            default=False)
+    shuffle_buffer_size: int = _help("shuffle buffer (rows) for --streaming", default=1000)
+    train_on_seen_classes: bool = _help(
+        "train only on the metadata's seen_classes (the unseen-category protocol)", default=False
+    )
+    max_train_samples: int | None = _help("use only the first N training rows (debugging, quick runs)", default=None)
+    max_eval_samples: int | None = _help(
+        "evaluate on N rows of the eval split (a seeded random subset)", default=None
+    )
+    augmentations: Literal["ulip", "none"] = _help("training point augmentations", default="ulip")
+    up_axis: Literal["x", "y", "z"] = _help("up axis of the clouds, for the rotation augmentation", default="y")
+    dataloader_num_workers: int = _help("DataLoader worker processes (0 reads in the training process)", default=0)
+    # -- teacher and model ----------------------------------------------------------------------------------------
+    teacher: str | None = _help(
+        "CLIP teacher (folder or Hub id): frozen text tower and tokenizer of the saved model; also computes missing "
+        "image_embeds/text_embeds", default=None
+    )
+    preset: str | None = _help(
+        "model preset: a hub_configs folder name (tiny, small, base-8k); the default when neither --config nor "
+        "--model_name_or_path is given", default=None
+    )
+    config: str | None = _help("model config: a config.json, a folder holding one, or a Hub id", default=None)
+    model_name_or_path: str | None = _help("continue from a saved DualDenoisingModel (folder or Hub id)", default=None)
+    objective: Literal["dual_denoising", "contrastive"] | None = _help(
+        "training objective (default: the config's): the method or the ULIP direct-alignment baseline", default=None
+    )
+    config_overrides: str | None = _help(
+        'JSON merged into the config, e.g. \'{"mask_ratio": 0.6, "point_config": {"drop_path_rate": 0.0}}\'',
+        default=None,
+    )
+    gradient_checkpointing: bool = _help("recompute block activations in the backward pass", default=False)
+    # -- optimisation ---------------------------------------------------------------------------------------------
+    per_device_train_batch_size: int = _help("clouds per process and forward pass", default=32)
+    per_device_eval_batch_size: int = _help("clouds per forward pass in evaluation", default=64)
+    gradient_accumulation_steps: int = _help("forward passes per optimizer update", default=1)
+    learning_rate: float = _help("peak learning rate", default=5e-4)
+    weight_decay: float = _help("AdamW weight decay (not applied to biases, norms, learned tokens)", default=0.05)
+    adam_beta1: float = _help("AdamW beta1", default=0.9)
+    adam_beta2: float = _help("AdamW beta2", default=0.999)
+    adam_epsilon: float = _help("AdamW epsilon", default=1e-8)
+    max_grad_norm: float = _help("clip the global gradient norm to this (0 disables)", default=1.0)
+    num_train_epochs: int = _help("passes over the training split (ignored when --max_train_steps is set)",
+                                  default=10)
+    max_train_steps: int | None = _help("optimizer updates in total (overrides --num_train_epochs)", default=None)
+    lr_scheduler_type: str = _help(
+        "transformers scheduler name: linear, cosine, cosine_with_restarts, polynomial, constant, "
+        "constant_with_warmup, ...", default="cosine"
+    )
+    num_warmup_steps: int | None = _help("warm-up updates (default: --warmup_ratio of the updates)", default=None)
+    warmup_ratio: float = _help("warm-up as a fraction of the updates, when --num_warmup_steps is not set",
+                                default=0.05)
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = _help(
+        "mixed precision (default: the accelerate config's, else no)", default=None
+    )
+    seed: int = _help("seed of the model initialisation, the data order, the augmentations and the noise", default=0)
+    # -- evaluation -----------------------------------------------------------------------------------------------
+    eval_steps: int | None = _help("evaluate every N updates (always at the end when there is an eval split)",
+                                   default=None)
+    eval_num_noise_samples: int | None = _help("K chains of parallel noise inference in evaluation (default: the "
+                                               "config's)", default=None)
+    eval_num_inference_steps: int | None = _help("S denoising steps in evaluation (default: the config's)",
+                                                 default=None)
+    # -- logging, checkpoints, Hub --------------------------------------------------------------------------------
+    logging_steps: int = _help("log the losses and learning rate every N updates", default=10)
+    report_to: Literal["auto", "tensorboard", "none"] = _help(
+        "tracker: tensorboard, none, or auto (tensorboard when installed); without one, logs are printed",
+        default="auto",
+    )
+    checkpointing_steps: int | None = _help("save a resumable state every N updates", default=None)
+    checkpoints_total_limit: int | None = _help("keep only the newest N checkpoints", default=None)
+    resume_from_checkpoint: str | None = _help("'latest' (newest checkpoint-* in output_dir) or a checkpoint folder; "
+                                               "resuming unpickles the folder's training state (optimizer, RNGs, "
+                                               "step), so resume only from checkpoints you trust",
+                                               default=None)
+    push_to_hub: bool = _help("upload the final folder (not the checkpoints) to the Hub", default=False)
+    hub_model_id: str | None = _help("Hub repository to push to (default: the output folder's name)", default=None)
+    hub_private_repo: bool = _help("create the Hub repository as private", default=False)
+    # -- debugging ------------------------------------------------------------------------------------------------
+    debug_log_samples: bool = _help("write the shape_ids every process trains on to output_dir/debug/", default=False)
+    debug_kill_after_checkpoint: int | None = _help(
+        "SIGKILL the run right after writing checkpoint-N (to test resumption)", default=None
+    )
+
+    def __post_init__(self):
+        sources = [name for name in ("preset", "config", "model_name_or_path") if getattr(self, name)]
+        if len(sources) > 1:
+            raise ValueError(f"give one of --preset, --config, --model_name_or_path; got {', '.join(sources)}")
+        if not sources:
+            self.preset = "tiny"
+        if self.eval_split is not None and self.eval_split.lower() == "none":
+            self.eval_split = None
+        if self.streaming and self.max_train_steps is None:
+            raise ValueError("--streaming has no epoch length: give --max_train_steps")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                     "logging_steps", "num_train_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("max_train_steps", "eval_steps", "checkpointing_steps", "checkpoints_total_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1 when given; got {getattr(self, name)}")
+        if self.debug_kill_after_checkpoint is not None and (
+            self.checkpointing_steps is None or self.debug_kill_after_checkpoint % self.checkpointing_steps
+        ):
+            raise ValueError("--debug_kill_after_checkpoint must be a multiple of --checkpointing_steps")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------------
+def add_pretraining_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one `--option` per `PretrainingArguments` field (type, choices, default and help from the field)."""
+    hints = typing.get_type_hints(PretrainingArguments)
+    for spec in dataclasses.fields(PretrainingArguments):
+        kind = hints[spec.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        kwargs: dict[str, Any] = {"help": spec.metadata["help"]}
+        if spec.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = spec.default
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is Literal:
+            kwargs["choices"] = typing.get_args(kind)
+        else:
+            kwargs["type"] = kind
+        parser.add_argument(f"--{spec.name}", **kwargs)
+    return parser
+
+
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" where the help text does not already say the default and there is one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.required or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> PretrainingArguments:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter
+    )
+    return PretrainingArguments(**vars(add_pretraining_arguments(parser).parse_args(argv)))
+
+
+def register_cli(subparsers) -> None:
+    """Add `pretrain` to the `dual-denoising` command line."""
+    parser = subparsers.add_parser(
+        "pretrain", help="pretrain a Dual Denoising model (or the ULIP baseline) with Accelerate",
+        description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter,
+    )
+    add_pretraining_arguments(parser)
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(namespace: argparse.Namespace) -> int:
+    values = {spec.name: getattr(namespace, spec.name) for spec in dataclasses.fields(PretrainingArguments)}
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from .trainer import pretrain  # the trainer imports torch and accelerate; --help does not need them
+
+    pretrain(PretrainingArguments(**values))
+    return 0
+
+
+def resolve_preset(name: str) -> Path:
+    """A preset name (`tiny`, `small`, `base-8k`) -> its folder in the package; an existing path is returned as is."""
+    if Path(name).exists():
+        return Path(name)
+    folder = PRESETS_DIR / name
+    if not (folder / "config.json").is_file():
+        known = sorted(p.parent.name for p in PRESETS_DIR.glob("*/config.json"))
+        raise ValueError(f"unknown preset {name!r}; presets are {known} (or pass --config PATH)")
+    return folder
