@@ -26,7 +26,9 @@ from pathlib import Path
 START = time.perf_counter()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from dual_denoising.teacher import DEFAULT_3D_TEMPLATES, TeacherConfig, default_accelerator, train_teacher  # noqa: E402
+from dual_denoising.distributed import make_accelerator  # noqa: E402
+from dual_denoising.prompts import DEFAULT_TEMPLATES  # noqa: E402
+from dual_denoising.teacher import TeacherConfig, train_teacher  # noqa: E402
 
 EXAMPLE_MAX_TRAIN_SECONDS = 780.0
 
@@ -35,7 +37,7 @@ def parse_args() -> tuple[argparse.Namespace, TeacherConfig]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, type=Path, help="SynthShapes (or any triples) folder")
     parser.add_argument("--output", required=True, type=Path, help="where the teacher is saved")
-    parser.add_argument("--templates", nargs="+", default=DEFAULT_3D_TEMPLATES, help="zero-shot prompt templates")
+    parser.add_argument("--templates", nargs="+", default=DEFAULT_TEMPLATES, help="zero-shot prompt templates")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     # the example caps the training loop at 13 minutes, so that loading, training and evaluation fit in 15 on a
     # shared 2-core machine: the schedule then anneals on time (see TeacherConfig.max_train_seconds); 0 lifts the cap
@@ -54,7 +56,7 @@ def parse_args() -> tuple[argparse.Namespace, TeacherConfig]:
 
 def main() -> None:
     args, config = parse_args()
-    accelerator = default_accelerator(config.mixed_precision)
+    accelerator = make_accelerator(mixed_precision=config.mixed_precision)
     if not (args.dataset / "data").is_dir():
         if accelerator.is_main_process:
             from dual_denoising.synth import DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS, save_synthshapes

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from dual_denoising import teacher as T
 from dual_denoising.data import load_triples, load_triples_metadata, save_triples, triples_features
+from dual_denoising.teacher import train as teacher_train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -179,7 +180,7 @@ def test_teacher_saves_as_clip_and_reloads(trained_teacher, fake_triples):
     test = load_triples(fake_triples, split="test")
     views = test[0]["images"]
     pixel_values = processor(images=views, return_tensors="pt")["pixel_values"]
-    bank = T._views_to_uint8(views, processor.image_processor).float() / 255
+    bank = teacher_train._views_to_uint8(views, processor.image_processor).float() / 255
     mean = torch.tensor(processor.image_processor.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
     torch.testing.assert_close(pixel_values, (bank - mean) / std, atol=1e-4, rtol=0)

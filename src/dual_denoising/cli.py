@@ -18,7 +18,7 @@ COMMAND_MODULES: list[str] = [
     "dual_denoising.evaluation",
     "dual_denoising.importers",
     "dual_denoising.synth.synthshapes",
-    "dual_denoising.teacher",
+    "dual_denoising.teacher.features",
     "dual_denoising.training.arguments",
     "dual_denoising.app",
 ]
