@@ -29,7 +29,7 @@ from dual_denoising import DualDenoisingConfig, DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples_metadata  # noqa: E402
 from dual_denoising.evaluation import class_embeddings  # noqa: E402
 from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL  # noqa: E402
-from dual_denoising.recipes import embedded_model_classes  # noqa: E402
+from dual_denoising.training.recipes import embedded_model_classes  # noqa: E402
 
 
 def readable_accuracy(scheduler, class_embeds: torch.Tensor, draws: int, generator: torch.Generator) -> torch.Tensor:

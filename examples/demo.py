@@ -27,12 +27,12 @@ from transformers.utils import logging as transformers_logging  # noqa: E402
 
 import dual_denoising  # noqa: E402,F401
 from dual_denoising import DualDenoisingModel  # noqa: E402
-from dual_denoising.attacks import PGDLinf  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot, save_plots, write_markdown_report  # noqa: E402
+from dual_denoising.evaluation.attacks import PGDLinf  # noqa: E402
 from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, TASK, embedded_models, resolve_model  # noqa: E402
-from dual_denoising.recipes import embedded_model_classes  # noqa: E402
 from dual_denoising.synth import generate_mesh, save_synthshapes  # noqa: E402
+from dual_denoising.training.recipes import embedded_model_classes  # noqa: E402
 
 SAMPLE_CLASSES = ["airplane", "chair", "stool", "table", "desk", "lamp", "cup", "vase", "guitar", "sofa"]
 DEMO_SEED = 2026  # SynthShapes seed of the demo shapes: the shipped models were trained on seed 0

@@ -32,9 +32,9 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
-from dual_denoising.attacks import PGDLinf, ZeroShotClassifier  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, wilson_interval  # noqa: E402
+from dual_denoising.evaluation.attacks import PGDLinf, ZeroShotClassifier  # noqa: E402
 from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
 
 

@@ -30,10 +30,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import AutoTokenizer  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
-from dual_denoising.attacks import default_attacks  # noqa: E402
 from dual_denoising.data import load_triples, load_triples_metadata  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot  # noqa: E402
-from dual_denoising.recipes import (  # noqa: E402
+from dual_denoising.evaluation.attacks import default_attacks  # noqa: E402
+from dual_denoising.training.recipes import (  # noqa: E402
     ensure_features,
     ensure_resampled,
     ensure_synthshapes,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from dual_denoising.recipes import (  # noqa: E402
+from dual_denoising.training.recipes import (  # noqa: E402
     DEFAULT_CHOICE_EPS,
     choose_default,
     ensure_features,

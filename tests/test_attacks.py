@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dual_denoising import DualDenoisingModel
-from dual_denoising.attacks import (
+from dual_denoising.evaluation.attacks import (
     PGDL2,
     PGDLinf,
     PointAdd,

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from datasets import Dataset, DatasetDict
 
 from dual_denoising import DualDenoisingModel, evaluation
-from dual_denoising.attacks import PGDLinf, ZeroShotClassifier
 from dual_denoising.data import save_triples, triples_features
+from dual_denoising.evaluation.attacks import PGDLinf, ZeroShotClassifier
 from dual_denoising.point_ops import farthest_point_sample, normalize_to_unit_sphere
 
 from .test_attacks import CLASSES, make_shapes, one_thread, seeded, tester, train_baseline  # noqa: F401
@@ -239,7 +239,7 @@ def test_two_processes_give_the_single_process_result(trained, tmp_path):
         import json, torch
         from accelerate import Accelerator
         from dual_denoising import DualDenoisingModel
-        from dual_denoising.attacks import PGDLinf
+        from dual_denoising.evaluation.attacks import PGDLinf
         from dual_denoising.data import load_triples
         from dual_denoising.evaluation import evaluate_zero_shot
         accelerator = Accelerator(cpu=True)

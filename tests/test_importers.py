@@ -10,9 +10,8 @@ import pytest
 import trimesh
 from PIL import Image
 
-from dual_denoising import importers
-from dual_denoising.data import load_triples, load_triples_metadata
-from dual_denoising.importers import (
+from dual_denoising.data import importers, load_triples, load_triples_metadata
+from dual_denoising.data.importers import (
     MODELNET40_CLASSES,
     SCANOBJECTNN_CLASSES,
     import_folder,

@@ -57,3 +57,17 @@ def test_no_module_is_too_long_to_read():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"split these along their section banners: {long}"
+
+
+@pytest.mark.parametrize("old, new", [("dual_denoising.synthshapes", "dual_denoising.synth"),
+                                      ("dual_denoising.render", "dual_denoising.synth.render"),
+                                      ("dual_denoising.importers", "dual_denoising.data.importers"),
+                                      ("dual_denoising.attacks", "dual_denoising.evaluation.attacks"),
+                                      ("dual_denoising.recipes", "dual_denoising.training.recipes")])
+def test_moved_modules_keep_their_old_import_paths(old, new):
+    import importlib
+
+    old_module, new_module = importlib.import_module(old), importlib.import_module(new)
+    public = getattr(new_module, "__all__", None) or [n for n in vars(new_module) if not n.startswith("_")]
+    missing = [name for name in public if not hasattr(old_module, name)]
+    assert not missing, f"{old} no longer gives {missing}"

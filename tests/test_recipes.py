@@ -11,8 +11,8 @@ from dual_denoising.cli import main as cli_main
 from dual_denoising.data import load_triples, load_triples_metadata
 from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR, embedded_models
 from dual_denoising.point_ops import farthest_point_sample
-from dual_denoising.recipes import choose_default, embedded_model_classes, ensure_resampled
 from dual_denoising.synth import save_synthshapes
+from dual_denoising.training.recipes import choose_default, embedded_model_classes, ensure_resampled
 
 
 def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):

@@ -110,7 +110,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
     import gradio as gr
 
     from .pipeline_dual_denoising import EMBEDDED_MODEL, UP_AXES, embedded_models
-    from .recipes import embedded_model_classes
+    from .training.recipes import embedded_model_classes
 
     if model_names is None:
         model_names = [EMBEDDED_MODEL.name] + ([BASELINE] if BASELINE in embedded_models() and
@@ -149,7 +149,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
                progress=gr.Progress()):
         import torch
 
-        from .attacks import PGDLinf, ZeroShotClassifier
+        from .evaluation.attacks import PGDLinf, ZeroShotClassifier
 
         try:
             path, labels = source(upload, sample), _labels(labels_text)

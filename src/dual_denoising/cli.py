@@ -16,7 +16,7 @@ from . import __version__
 COMMAND_MODULES: list[str] = [
     "dual_denoising.inference",
     "dual_denoising.evaluation",
-    "dual_denoising.importers",
+    "dual_denoising.data.importers",
     "dual_denoising.synth.synthshapes",
     "dual_denoising.teacher.features",
     "dual_denoising.training.arguments",

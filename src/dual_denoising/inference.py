@@ -236,7 +236,7 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_classes(args: argparse.Namespace) -> int:
-    from .recipes import embedded_model_classes
+    from .training.recipes import embedded_model_classes
 
     print("\n".join(embedded_model_classes()))
     return 0

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data import portable
+from ..distributed import make_accelerator
+from ..pipeline_dual_denoising import prepare_point_cloud
+from ..prompts import DEFAULT_TEMPLATES, encode_class_names
 from .attacks import DEFENSES, PGDLinf, PointCloudAttack, ZeroShotClassifier, default_attacks
-from .data import portable
-from .distributed import make_accelerator
-from .pipeline_dual_denoising import prepare_point_cloud
-from .prompts import DEFAULT_TEMPLATES, encode_class_names
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 REPORT_FILES = ("report.json", "report.md", "accuracy_vs_eps.png", "per_class_accuracy.png", "confusion_matrix.png")
@@ -52,7 +52,7 @@ DEFAULT_EPS_SWEEP = (0.0, 0.01, 0.02, 0.05)
 # Building blocks
 # ----------------------------------------------------------------------------------------------------------------------
 def load_metric(name: str):
-    """An `evaluate` metric shipped in `dual_denoising/metrics/<name>` (`zero_shot_accuracy`, `attack_success_rate`),
+    """An `evaluate` metric shipped in `dual_denoising/evaluation/metrics/<name>` (`zero_shot_accuracy`, `attack_success_rate`),
     loaded by path (works offline) and kept in memory (no cache files, so processes never contend for one)."""
     import evaluate
 
@@ -482,13 +482,13 @@ def _load_class_embeds(path: str | Path) -> torch.Tensor:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """The `evaluate` subcommand."""
-    from .data import load_triples
+    from ..data import load_triples
 
     out_dir = Path(args.out)
     existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them")
-    from .pipeline_dual_denoising import load_model_and_tokenizer
+    from ..pipeline_dual_denoising import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(args.model)  # one line on what is missing or wrong
     dataset = load_triples(args.dataset, split=args.split)
@@ -563,6 +563,7 @@ def register_cli(subparsers) -> None:
 
 
 __all__ = [
+    "REPORT_FILES",
     "wilson_interval",
     "evaluate_zero_shot",
     "load_metric",

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
-from .point_ops import farthest_point_sample, normalize_to_unit_sphere
+from ..point_ops import farthest_point_sample, normalize_to_unit_sphere
 
 METADATA_FILE = "dual_denoising.json"
 
