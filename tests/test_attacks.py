@@ -26,23 +26,10 @@ from dual_denoising.evaluation.attacks import (
     eot_gradient,
 )
 
-from .test_modeling import DualDenoisingModelTester
+from .conftest import CLASSES, make_shapes, seeded, tester, train_baseline
 
-tester = DualDenoisingModelTester()
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread runs these tests ~20x faster than two threads
-    contending for busy cores (OpenMP spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors on a shared 2-core machine: one intra-op thread (conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -319,63 +306,6 @@ def test_zero_shot_classifier_matches_the_model():
 # ----------------------------------------------------------------------------------------------------------------------
 # PGD breaks a working contrastive baseline
 # ----------------------------------------------------------------------------------------------------------------------
-CLASSES = ("sphere", "cube", "cylinder")
-
-
-def shape_surface(kind: str, num_points: int, rng: np.random.Generator) -> np.ndarray:
-    """Points on a sphere, a cube or a capped cylinder (radius 0.5, height 2) surface, stretched by 0.9-1 per axis,
-    turned about z, and normalised to the unit sphere."""
-    n = num_points
-    if kind == "sphere":
-        p = rng.normal(size=(n, 3))
-        p /= np.linalg.norm(p, axis=1, keepdims=True)
-    elif kind == "cube":
-        p = rng.uniform(-1, 1, (n, 3))
-        p[np.arange(n), rng.integers(0, 3, n)] = rng.choice([-1.0, 1.0], n)
-    elif kind == "cylinder":
-        theta, z = rng.uniform(0, 2 * np.pi, n), rng.uniform(-1, 1, n)
-        cap = rng.random(n) < 0.25
-        r = 0.5 * np.where(cap, np.sqrt(rng.random(n)), 1.0)
-        z = np.where(cap, rng.choice([-1.0, 1.0], n), z)
-        p = np.stack([r * np.cos(theta), r * np.sin(theta), z], axis=1)
-    else:
-        raise ValueError(kind)
-    p = p * rng.uniform(0.9, 1.0, 3)
-    angle = rng.uniform(0, 2 * np.pi)
-    c, s = np.cos(angle), np.sin(angle)
-    p = p @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
-    p -= p.mean(0)
-    return (p / np.linalg.norm(p, axis=1).max()).astype(np.float32)
-
-
-def make_shapes(per_class: int, seed: int, num_points: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    rng = np.random.default_rng(seed)
-    points = [shape_surface(kind, num_points, rng) for kind in CLASSES for _ in range(per_class)]
-    labels = [c for c in range(len(CLASSES)) for _ in range(per_class)]
-    return torch.from_numpy(np.stack(points)), torch.tensor(labels)
-
-
-def train_baseline(class_embeds: torch.Tensor, steps: int = 40, seed: int = 0) -> DualDenoisingModel:
-    """The contrastive baseline, aligned for a few seconds to per-class "teacher" embeddings on fresh shapes."""
-    torch.manual_seed(seed)
-    model = DualDenoisingModel(tester.get_config(objective="contrastive"))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(steps):
-        points, labels = make_shapes(8, 100 + step)
-        loss = model(points, image_embeds=class_embeds[labels], text_embeds=class_embeds[labels]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    # BatchNorm's running variance starts at 1 while the patch features' is ~1e-4, and momentum 0.1 needs hundreds
-    # of steps to get there: after this short run, re-estimate the statistics on training shapes (cumulative mean).
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.reset_running_stats()
-            module.momentum = None
-    with torch.no_grad():
-        model.train().encode(make_shapes(16, 0)[0])
-    return model.eval()
-
 
 @pytest.fixture(scope="module")
 def trained_baseline():

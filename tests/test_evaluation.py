@@ -21,7 +21,9 @@ from dual_denoising.data import save_triples, triples_features
 from dual_denoising.evaluation.attacks import PGDLinf, ZeroShotClassifier
 from dual_denoising.point_ops import farthest_point_sample, normalize_to_unit_sphere
 
-from .test_attacks import CLASSES, make_shapes, one_thread, seeded, tester, train_baseline  # noqa: F401
+from .conftest import CLASSES, make_shapes, seeded, tester, train_baseline
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 

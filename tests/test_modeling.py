@@ -11,63 +11,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, CLIPConfig, CLIPModel
+from transformers import AutoModel, CLIPModel
 
 from dual_denoising import DualDenoisingConfig, DualDenoisingModel
 from dual_denoising.modeling_dual_denoising import DualDenoisingFeatureScheduler
 
-from .test_point_ops import numpy_fps
-
-
-class DualDenoisingModelTester:
-    """Builds tiny configs and inputs, in the manner of transformers' ModelTester."""
-
-    batch_size = 3
-    num_points = 128
-    embed_dim = 64
-
-    def get_config(self, **overrides) -> DualDenoisingConfig:
-        kwargs = dict(
-            point_config=dict(
-                num_points=self.num_points, num_groups=16, group_size=8, hidden_size=32, num_hidden_layers=2,
-                num_attention_heads=2, num_decoder_layers=1, patch_embed_sizes=[16, 32, 64], position_embed_size=16,
-                drop_path_rate=0.0,
-            ),
-            denoiser_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_feature_tokens=4),
-            embed_dim=self.embed_dim,
-        )
-        kwargs.update(overrides)
-        return DualDenoisingConfig(**kwargs)
-
-    def get_inputs(self, seed: int = 0) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(seed)
-        points = torch.rand(self.batch_size, self.num_points, 3, generator=g) * 2 - 1
-        return {
-            "points": points,
-            "image_embeds": torch.randn(self.batch_size, 2, self.embed_dim, generator=g),
-            "text_embeds": torch.randn(self.batch_size, 3, self.embed_dim, generator=g),
-        }
-
-
-tester = DualDenoisingModelTester()
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def tiny_clip(tmp_path, projection_dim: int = 64) -> str:
-    config = CLIPConfig(
-        text_config=dict(vocab_size=99, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=projection_dim,
-    )
-    torch.manual_seed(0)
-    path = tmp_path / "teacher"
-    CLIPModel(config).save_pretrained(path)
-    return str(path)
+from .conftest import numpy_fps, seeded, tester, tiny_clip
 
 
 # ---------------------------------------------------------------------------------------------------------------------

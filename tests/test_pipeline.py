@@ -21,7 +21,7 @@ from dual_denoising.pipeline_dual_denoising import TASK, ZeroShot3DClassificatio
 from dual_denoising.prompts import encode_class_names
 from dual_denoising.teacher import train_caption_tokenizer
 
-from .test_modeling import tester
+from .conftest import tester
 
 LABELS = ["chair", "table", "lamp", "night_stand"]
 

@@ -13,15 +13,7 @@ from dual_denoising.point_ops import (
     normalize_to_unit_sphere,
 )
 
-
-def numpy_fps(cloud: np.ndarray, num_samples: int, start: int = 0) -> np.ndarray:
-    cloud = cloud.astype(np.float64)
-    chosen = [start]
-    min_dist = np.full(len(cloud), np.inf)
-    for _ in range(num_samples - 1):
-        min_dist = np.minimum(min_dist, ((cloud - cloud[chosen[-1]]) ** 2).sum(1))
-        chosen.append(int(min_dist.argmax()))
-    return np.array(chosen)
+from .conftest import numpy_fps
 
 
 def numpy_knn_dist(query: np.ndarray, cloud: np.ndarray, k: int) -> np.ndarray:

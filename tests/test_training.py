@@ -27,7 +27,7 @@ from dual_denoising.synth import build_synthshapes
 from dual_denoising.teacher import build_image_processor, train_caption_tokenizer
 from dual_denoising.training import card as model_card_module
 
-from .test_modeling import tester, tiny_clip
+from .conftest import tester, tiny_clip
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "pretrain.py"

@@ -1,7 +1,7 @@
 """SynthShapes, the offline world of labelled, rendered and captioned shapes.
 
 - `primitives`: numpy mesh primitives and `MeshBuilder`;
-- `furniture`, `vessels`, `objects`: one generator per class, by family;
+- `furniture`, `vessels`, `objects`: one generator per class, by family (all of them in `classes.GENERATORS`);
 - `classes`: the class list, synonyms and captions;
 - `render`: the offscreen renderer and contact sheets;
 - `synthshapes`: points, shapes, the dataset and `dual-denoising make-synthetic`.
@@ -14,34 +14,6 @@ from .classes import (
     GENERATORS,
     SYNONYMS,
     make_captions,
-)
-from .furniture import (
-    make_bed,
-    make_bench,
-    make_bookshelf,
-    make_chair,
-    make_desk,
-    make_dresser,
-    make_night_stand,
-    make_sofa,
-    make_stool,
-    make_table,
-    make_tv_stand,
-    make_wardrobe,
-)
-from .objects import (
-    make_airplane,
-    make_bathtub,
-    make_car,
-    make_door,
-    make_guitar,
-    make_laptop,
-    make_monitor,
-    make_person,
-    make_piano,
-    make_stairs,
-    make_tent,
-    make_toilet,
 )
 from .primitives import (
     DARK,
@@ -72,16 +44,6 @@ from .synthshapes import (
     sample_points,
     save_synthshapes,
 )
-from .vessels import (
-    make_bottle,
-    make_bowl,
-    make_cone,
-    make_cup,
-    make_flower_pot,
-    make_lamp,
-    make_plant,
-    make_vase,
-)
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -91,38 +53,6 @@ __all__ = [
     "FOLIAGE",
     "FABRIC",
     "MeshBuilder",
-    "make_chair",
-    "make_stool",
-    "make_bench",
-    "make_sofa",
-    "make_bed",
-    "make_table",
-    "make_desk",
-    "make_dresser",
-    "make_night_stand",
-    "make_tv_stand",
-    "make_wardrobe",
-    "make_bookshelf",
-    "make_bottle",
-    "make_vase",
-    "make_cup",
-    "make_bowl",
-    "make_flower_pot",
-    "make_plant",
-    "make_cone",
-    "make_lamp",
-    "make_airplane",
-    "make_car",
-    "make_guitar",
-    "make_person",
-    "make_door",
-    "make_stairs",
-    "make_tent",
-    "make_toilet",
-    "make_bathtub",
-    "make_monitor",
-    "make_laptop",
-    "make_piano",
     "GENERATORS",
     "CLASS_NAMES",
     "DEFAULT_UNSEEN_CLASSES",
