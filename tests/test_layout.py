@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dual_denoising"
-CORE = ["configuration_dual_denoising", "modeling_dual_denoising", "pipeline_dual_denoising", "point_ops", "prompts",
-        "fileio"]
+CORE = ["configuration_dual_denoising", "modeling_dual_denoising", "scheduling_dual_denoising", "pipeline_dual_denoising",
+        "point_ops", "prompts", "fileio"]
 # what the core may import besides the standard library and itself: torch, numpy, transformers, and
 # huggingface_hub, which transformers 5 configs are written with (`huggingface_hub.dataclasses.strict`)
 CORE_THIRD_PARTY = {"torch", "numpy", "transformers", "huggingface_hub"}
 # optional readers imported inside the function that needs them (the `mesh` extra), never at module level
 CORE_LAZY_OPTIONAL = {"trimesh"}
-MAX_LINES = 1000  # the modeling file (939 lines, one self-contained model as transformers writes them) is the largest
+MAX_LINES = 820  # "no file over ~800 lines"; the largest is the modeling file (803), one model read top to bottom
 
 
 def imported_modules(path: Path, module_level: bool = False) -> set[str]:
