@@ -1,5 +1,4 @@
-"""What every importer shares: the datasets' constants, resampling, metadata, output checks and chunked writing.
-"""
+"""What every importer shares: the datasets' constants, resampling, metadata, output checks and chunked writing."""
 
 from __future__ import annotations
 

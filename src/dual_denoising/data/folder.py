@@ -1,5 +1,4 @@
-"""A folder of point-cloud or mesh files, one subfolder per class, as a triples folder.
-"""
+"""A folder of point-cloud or mesh files, one subfolder per class, as a triples folder."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""ULIP's ShapeNet-55 triples (points, rendered views, captions) as a triples folder.
-"""
+"""ULIP's ShapeNet-55 triples (points, rendered views, captions) as a triples folder."""
 
 from __future__ import annotations
 

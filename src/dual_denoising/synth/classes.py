@@ -1,5 +1,4 @@
-"""The SynthShapes classes: one generator per class, the words each class may be called by, and the captions.
-"""
+"""The SynthShapes classes: one generator per class, the words each class may be called by, and the captions."""
 
 
 from __future__ import annotations

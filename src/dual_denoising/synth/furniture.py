@@ -16,7 +16,7 @@ from .primitives import DARK, FABRIC, PALETTE, MeshBuilder, _pick, _rotation, _s
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Generators, one per class: (rng) -> (mesh, attributes). Units are roughly metres until `MeshBuilder.build`
-# normalises. Front faces +z. Attribute values feed the captions (see `_attribute_phrases`).
+# normalises. Front faces +z. Attribute values feed the captions (`classes._attribute_phrases`).
 # ---------------------------------------------------------------------------------------------------------------------
 
 

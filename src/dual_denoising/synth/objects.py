@@ -1,5 +1,4 @@
-"""SynthShapes generators for everything else: vehicles, instruments, people, architecture, fixtures and electronics.
-"""
+"""SynthShapes generators for everything else: vehicles, instruments, people, architecture, fixtures and electronics."""
 
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""SynthShapes generators for lathe-built shapes: bottles, vases, cups, bowls, pots, plants, cones and lamps.
-"""
+"""SynthShapes generators for lathe-built shapes: bottles, vases, cups, bowls, pots, plants, cones and lamps."""
 
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""`precompute_features` (`dual-denoising precompute-features`): any CLIP's embeddings as columns of a triples folder.
-"""
+"""`precompute_features` (`dual-denoising precompute-features`): any CLIP's embeddings as columns of a triples folder."""
 
+from __future__ import annotations
 
 import argparse
 import hashlib

@@ -1,6 +1,6 @@
-"""The teacher's parts: a caption BPE tokenizer in CLIP's format, the image processor, and a tiny `CLIPModel`.
-"""
+"""The teacher's parts: a caption BPE tokenizer in CLIP's format, the image processor, and a tiny `CLIPModel`."""
 
+from __future__ import annotations
 
 import importlib.util
 import json

@@ -1,6 +1,6 @@
-"""`train_teacher`: a small CLIP trained contrastively from scratch on the renders and captions of a triples dataset.
-"""
+"""`train_teacher`: a small CLIP trained contrastively from scratch on the renders and captions of a triples dataset."""
 
+from __future__ import annotations
 
 import json
 import math

@@ -1,6 +1,6 @@
-"""Zero-shot use of a CLIP teacher: class prompts encoded once, and top-1 of rendered views against them.
-"""
+"""Zero-shot use of a CLIP teacher: class prompts encoded once, and top-1 of rendered views against them."""
 
+from __future__ import annotations
 
 from collections.abc import Sequence
 
