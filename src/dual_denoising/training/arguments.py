@@ -13,11 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from accelerate.logging import get_logger
-
-logger = get_logger(__name__)
-
-
 PRESETS_DIR = Path(str(resources.files("dual_denoising") / "presets"))  # package data, in the wheel too; hub_configs/ links here
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAIN_RESULTS_FILE = "train_results.json"

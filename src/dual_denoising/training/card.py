@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from accelerate.logging import get_logger
 from huggingface_hub import ModelCard, ModelCardData, create_repo, upload_folder
 
 from ..configuration_dual_denoising import DualDenoisingConfig
 from ..data import is_hub_id, portable
 from .arguments import PUSH_IGNORE_PATTERNS, PretrainingArguments
-
-logger = get_logger(__name__)
-
 
 PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint")
 

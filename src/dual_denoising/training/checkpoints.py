@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accelerate import Accelerator
-from accelerate.logging import get_logger
 
 from .arguments import CHECKPOINT_PATTERN
-
-logger = get_logger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
