@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset, DatasetDict
 
-from dual_denoising import DualDenoisingModel, evaluation
+from dual_denoising import DualDenoisingModel, cli, evaluation
 from dual_denoising.data import save_triples, triples_features
 from dual_denoising.evaluation.attacks import PGDLinf, ZeroShotClassifier
 from dual_denoising.point_ops import farthest_point_sample, normalize_to_unit_sphere
@@ -29,11 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*argv: str) -> int:
-    """Run `dual-denoising evaluate ...` through a parser built the way `cli.build_parser` builds it."""
-    parser = argparse.ArgumentParser(prog="dual-denoising")
-    evaluation.register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["evaluate", *argv])
-    return args.func(args)
+    """Run `dual-denoising evaluate ...` (its parser, then the function it names)."""
+    args = cli.build_parser().parse_args(["evaluate", *argv])
+    return cli.resolve_command(args.func)(args)
 
 
 def shapes_dataset(seed: int = 1) -> Dataset:

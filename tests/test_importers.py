@@ -1,6 +1,5 @@
 """Importers: tiny files written in each real layout, converted to triples folders; malformed inputs; the CLI."""
 
-import argparse
 import io
 import json
 
@@ -10,6 +9,7 @@ import pytest
 import trimesh
 from PIL import Image
 
+from dual_denoising import cli
 from dual_denoising.data import importers, load_triples, load_triples_metadata
 from dual_denoising.data.importers import (
     MODELNET40_CLASSES,
@@ -370,14 +370,12 @@ def test_folder_errors(tmp_path):
 
 
 def parser():
-    root = argparse.ArgumentParser(prog="dual-denoising")
-    importers.register_cli(root.add_subparsers(dest="command"))
-    return root
+    return cli.build_parser()
 
 
 def run(argv):
     args = parser().parse_args(argv)
-    return args.func(args)
+    return cli.resolve_command(args.func)(args)
 
 
 def test_cli_imports(modelnet_h5, scanobjectnn, shapenet, tmp_path, capsys):
@@ -413,9 +411,6 @@ def test_cli_requires_a_format_and_a_variant(tmp_path):
 
 
 def test_cli_main_reports_errors_in_one_line(tmp_path, monkeypatch, capsys):
-    from dual_denoising import cli
-
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["dual_denoising.importers"])  # as the lead will register it
     code = cli.main(["import", "modelnet40-h5", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert code == 1
     assert capsys.readouterr().err.strip().startswith("dual-denoising import: error:")

@@ -52,3 +52,10 @@ def test_wheel_carries_presets_models_and_metrics(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
                          timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr
+    # the wheel's console script: `--help` answers without importing torch or transformers
+    from .test_cli import HEAVY, imported_modules, run_help
+
+    for argv in ([], ["classify"], ["pretrain"]):
+        done = run_help(target / "bin" / "dual-denoising", argv, env=env)
+        assert done.returncode == 0 and "usage: dual-denoising" in done.stdout, done.stderr[-2000:]
+        assert not imported_modules(done.stderr) & set(HEAVY), argv

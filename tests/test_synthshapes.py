@@ -1,6 +1,5 @@
 """SynthShapes (generators, points, captions, the dataset, make-synthetic) and the CPU renderer."""
 
-import argparse
 import re
 
 import numpy as np
@@ -24,7 +23,6 @@ from dual_denoising.synth import (
     save_synthshapes,
 )
 from dual_denoising.synth.render import contact_sheet, render_mesh, sample_view_angles
-from dual_denoising.synth.synthshapes import register_cli
 
 CONFUSABLE_GROUPS = [
     {"table", "desk"},
@@ -36,10 +34,8 @@ SHAPES, VIEWS = 8, 2
 
 
 def parse(argv):
-    """Parse `make-synthetic` arguments with a fresh parser, as `dual-denoising` will once it registers the module."""
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
+    """Parse `make-synthetic` arguments with the `dual-denoising` parser."""
+    return cli.build_parser().parse_args(argv)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +44,7 @@ def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     args = parse(["make-synthetic", "--out", str(root / "ds"), "--shapes-per-class", str(SHAPES), "--views",
                   str(VIEWS), "--seed", "0", "--preview", str(root / "preview.png"), "--quiet"])
-    assert args.func(args) == 0
+    assert cli.resolve_command(args.func)(args) == 0
     return root
 
 
@@ -131,8 +127,7 @@ def test_metadata_records_seen_and_unseen_classes(synth):
 def test_existing_folder_needs_overwrite(synth, monkeypatch, capsys):
     with pytest.raises(FileExistsError, match="--overwrite"):
         save_synthshapes(synth / "ds", shapes_per_class=2, views=1, seed=0, classes=["cup"], progress=False)
-    # Through `dual-denoising` (as the lead registers the module): a one-line error, exit status 1.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["dual_denoising.synthshapes"])
+    # Through `dual-denoising`: a one-line error, exit status 1.
     assert cli.main(["make-synthetic", "--out", str(synth / "ds"), "--shapes-per-class", "2", "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
     assert "already holds a dataset" in err and len(err.splitlines()) == 1

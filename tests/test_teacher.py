@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from datasets import Dataset, DatasetDict
 from PIL import Image, ImageDraw
 
+from dual_denoising import cli
 from dual_denoising import teacher as T
 from dual_denoising.data import load_triples, load_triples_metadata, save_triples, triples_features
 from dual_denoising.teacher import train as teacher_train
@@ -262,14 +262,14 @@ def test_precompute_features_adds_columns_and_reuses(trained_teacher, fake_tripl
 def test_precompute_cli(trained_teacher, fake_triples, tmp_path, capsys):
     out, _ = trained_teacher
     data_dir = save_triples(load_triples(fake_triples), tmp_path / "copy")
-    parser = argparse.ArgumentParser(prog="dual-denoising")
-    T.register_cli(parser.add_subparsers(dest="command"))
+    parser = cli.build_parser()
     argv = ["precompute-features", "--teacher", str(out), "--dataset", str(data_dir), "--batch-size", "8"]
     args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    run = cli.resolve_command(args.func)
+    assert run(args) == 0
     assert "wrote image_embeds" in capsys.readouterr().out
     assert "image_embeds" in load_triples(data_dir, split="train").column_names
-    assert args.func(args) == 0
+    assert run(args) == 0
     assert "already there" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="not a triples folder"):
         T.precompute_features(tmp_path / "nothing", out)

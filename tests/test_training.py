@@ -3,7 +3,6 @@ final folder, teacher features computed on the fly, the Hub upload (mocked), bot
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -20,7 +19,10 @@ from datasets import Dataset, DatasetDict
 from safetensors.torch import load_file
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor, get_scheduler, pipeline
 
-from dual_denoising import DualDenoisingModel  # also registers the zero-shot-3d-classification task
+from dual_denoising import (
+    DualDenoisingModel,  # also registers the zero-shot-3d-classification task
+    cli,
+)
 from dual_denoising import training as T
 from dual_denoising.data import load_triples, save_triples, triples_features
 from dual_denoising.synth import build_synthshapes
@@ -334,9 +336,7 @@ def test_help_lists_every_option(capsys, monkeypatch):
 
 
 def test_cli_subcommand_takes_the_same_options():
-    parser = argparse.ArgumentParser(prog="dual-denoising")
-    T.register_cli(parser.add_subparsers(dest="command"))
-    namespace = parser.parse_args(["pretrain", "--dataset", "d", "--output_dir", "o", "--mixed_precision", "bf16",
+    namespace = cli.build_parser().parse_args(["pretrain", "--dataset", "d", "--output_dir", "o", "--mixed_precision", "bf16",
                                    "--streaming", "--max_train_steps", "3"])
     assert namespace.func is not None and namespace.mixed_precision == "bf16" and namespace.streaming
     with pytest.raises(ValueError, match="--max_train_steps"):

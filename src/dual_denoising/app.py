@@ -228,7 +228,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = None, **kwargs):
     return demo.launch(server_name=host, server_port=port, share=False, theme=theme, show_error=False, **kwargs)
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
@@ -236,17 +236,3 @@ def _run_serve(args: argparse.Namespace) -> int:
     names = None if args.model is None else [args.model] + [n for n in args.compare_with if n != args.model]
     launch(build_app(names), host=args.host, port=args.port)
     return 0
-
-
-def register_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "serve", help="start the web demo (Gradio) on this machine",
-        description="A web demo: upload a shape, see it in 3D, classify it, attack it, compare the models.",
-    )
-    parser.add_argument("--model", default=None,
-                        help="a shipped model's short name, a saved folder or a Hub id (default: the shipped default "
-                        "beside the plain baseline)")
-    parser.add_argument("--compare-with", nargs="*", default=[], help="more models to show beside --model")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)")
-    parser.set_defaults(func=_run_serve)

@@ -30,7 +30,6 @@ from .modeling_dual_denoising import DualDenoisingModel
 from .pipeline_dual_denoising import (
     EMBEDDED_MODEL,
     TASK,
-    UP_AXES,
     embedded_models,
     load_model_and_tokenizer,
     prepare_point_cloud,
@@ -134,10 +133,11 @@ def _check_feature_options(model, args: argparse.Namespace) -> None:
                          f"{model.config.objective} baseline, which samples no noise: leave them out")
 
 
-def _run_classify(args: argparse.Namespace) -> int:
+def run_classify(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
     _check_counts(args)
+    args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
     # the CLI takes labels as words or comma-separated lists: both are split on commas, as a Python string is
     labels = normalize_labels(",".join(args.labels), name="--labels")
     paths = _check_files(args.files)
@@ -178,8 +178,9 @@ def _run_classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_embed(args: argparse.Namespace) -> int:
+def run_embed(args: argparse.Namespace) -> int:
     _check_counts(args)
+    args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
     out = Path(args.out)
     if out.suffix not in (".npy", ".parquet"):
         raise ValueError(f"--out must end in .npy or .parquet; got {out.name}")
@@ -217,32 +218,14 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_inference_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=str(EMBEDDED_MODEL),
-                        help="a shipped model's short name (`dual-denoising models` lists them), a saved model "
-                        "folder or a Hub id owner/name; default: the shipped default model")
-    parser.add_argument("--num-noise-samples", type=int, default=None,
-                        help="K, parallel denoising chains per cloud (Dual Denoising models only; default: the "
-                        "model's config)")
-    parser.add_argument("--num-inference-steps", type=int, default=None,
-                        help="S, DDIM steps per chain (Dual Denoising models only; default: the model's config)")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="clouds per forward pass: larger is faster and takes more memory")
-    parser.add_argument("--up-axis", choices=UP_AXES, default="y",
-                        help="the axis that points up in the files: y (the models' convention), z (trimesh, most CAD "
-                        "tools and scanners) or x; clouds are turned Y-up")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
-                        "is not a terminal)")
-
-
-def _run_classes(args: argparse.Namespace) -> int:
+def run_classes(args: argparse.Namespace) -> int:
     from .training.recipes import embedded_model_classes
 
     print("\n".join(embedded_model_classes()))
     return 0
 
 
-def _run_models(args: argparse.Namespace) -> int:
+def run_models(args: argparse.Namespace) -> int:
     """The shipped models by short name, the default marked, with what each one is."""
     import json
 
@@ -253,44 +236,3 @@ def _run_models(args: argparse.Namespace) -> int:
         print(f"{mark} {name:<22} {meta.get('summary', '')}")
     print("(* the default; pass a short name as --model, or resolve_model(name) to pipeline(model=...))")
     return 0
-
-
-def register_cli(subparsers) -> None:
-    classify = subparsers.add_parser(
-        "classify", help="zero-shot classify point-cloud or mesh files",
-        description="Zero-shot classification of point-cloud or mesh files against candidate labels.",
-    )
-    classify.add_argument("files", nargs="+", help="point or mesh files (.npy .npz .xyz .txt .pts .ply .obj .off "
-                          ".stl .glb), one cloud each")
-    classify.add_argument("--labels", nargs="+", required=True,
-                          help="candidate labels, as words or comma-separated (chair table, or chair,table); "
-                          "blank or repeated labels are refused")
-    classify.add_argument("--top-k", type=int, default=5,
-                          help="how many of the best labels to show per file (all of them if fewer)")
-    classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_inference_options(classify)
-    classify.set_defaults(func=_run_classify)
-
-    embed = subparsers.add_parser(
-        "embed", help="write 3D embeddings of files to .npy or .parquet",
-        description="L2-normalised 3D embeddings (in the teacher CLIP's space) of point-cloud or mesh files.",
-    )
-    embed.add_argument("files", nargs="+", help="point or mesh files, one cloud each (one embedding row each)")
-    embed.add_argument("--out", required=True,
-                       help="embeds.npy (with embeds.rows.txt, the input file of each row) or embeds.parquet "
-                       "(columns path, embedding)")
-    embed.add_argument("--overwrite", action="store_true",
-                       help="replace --out (and its .rows.txt) when they exist; an input file is never replaced")
-    _add_inference_options(embed)
-    embed.set_defaults(func=_run_embed)
-
-    classes = subparsers.add_parser(
-        "classes", help="list the classes of the embedded default model",
-        description="The classes the embedded default model was trained on (use them as --labels).",
-    )
-    classes.set_defaults(func=_run_classes)
-    models = subparsers.add_parser(
-        "models", help="list the models shipped in the package, by short name",
-        description="The models shipped in the package: their short names (for --model), the default marked.",
-    )
-    models.set_defaults(func=_run_models)

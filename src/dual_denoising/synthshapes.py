@@ -2,4 +2,3 @@
 
 from .synth import *  # noqa: F403
 from .synth import __all__  # noqa: F401
-from .synth.synthshapes import register_cli  # noqa: F401

@@ -6,39 +6,20 @@
   triples; `folder`: a folder of files per class; `common`: what they share.
 """
 
-from .triples import (
-    EMBED_COLUMNS,
-    METADATA_FILE,
-    PAD_MODES,
-    SAMPLE_METHODS,
-    SELECTIONS,
-    UP_AXES,
-    AnyDataset,
-    Compose,
-    NormalizeToUnitSphere,
-    PointArray,
-    PointCloudTransform,
-    PointTransform,
-    RandomGenerator,
-    RandomPointDropout,
-    RandomRotationPerturbation,
-    RandomScaleAndTranslate,
-    RandomUpAxisRotation,
-    Resample,
-    TriplesCollator,
-    collate_triples,
-    is_hub_id,
-    load_triples,
-    load_triples_metadata,
-    normalize_points,
-    portable,
-    prepare_dataset,
-    resample_points,
-    rotation_matrix,
-    save_triples,
-    triples_features,
-    ulip_augmentations,
-)
+from .._lazy import lazy_exports
+
+# submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
+_EXPORTS = {
+    "triples": [
+        "EMBED_COLUMNS", "METADATA_FILE", "PAD_MODES", "SAMPLE_METHODS", "SELECTIONS", "UP_AXES", "AnyDataset",
+        "Compose", "NormalizeToUnitSphere", "PointArray", "PointCloudTransform", "PointTransform", "RandomGenerator",
+        "RandomPointDropout", "RandomRotationPerturbation", "RandomScaleAndTranslate", "RandomUpAxisRotation",
+        "Resample", "TriplesCollator", "collate_triples", "is_hub_id", "load_triples", "load_triples_metadata",
+        "normalize_points", "portable", "prepare_dataset", "resample_points", "rotation_matrix", "save_triples",
+        "triples_features", "ulip_augmentations",
+    ],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "METADATA_FILE",

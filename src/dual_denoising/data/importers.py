@@ -44,7 +44,7 @@ from .common import (
 )
 from .folder import import_folder
 from .shapenet import import_shapenet55_ulip
-from .triples import SAMPLE_METHODS, load_triples_metadata, triples_features
+from .triples import load_triples_metadata, triples_features
 
 # ----------------------------------------------------------------------------------------------------------------------
 # HDF5 (ModelNet40 h5, ScanObjectNN)
@@ -367,95 +367,36 @@ def import_scanobjectnn(
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _view_angles(text: str) -> tuple[int, ...]:
-    if text.strip().lower() == "all":
-        return ULIP_VIEW_ANGLES
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated degrees (e.g. 0,90,180,270) or 'all'; got {text!r}")
-
-
-def _add_common(parser: argparse.ArgumentParser, src_help: str) -> None:
-    parser.add_argument("src", type=Path, metavar="SRC", help=src_help)
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output triples folder")
-    parser.add_argument("--num-points", type=int, default=None, metavar="N",
-                        help="resample every cloud to N points (default: keep the source's points)")
-    parser.add_argument("--sample-method", choices=SAMPLE_METHODS, default="fps",
-                        help="how --num-points reduces a cloud (default fps, as ULIP)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for random sampling (default 0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
 def _common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(num_points=args.num_points, sample_method=args.sample_method, seed=args.seed,
                 overwrite=args.overwrite, progress=not args.no_progress)
 
 
-def _report(out: Path) -> int:
+def run_import(args: argparse.Namespace) -> int:
+    """`dual-denoising import FORMAT SRC --out DIR ...` (the parsers are in `dual_denoising.cli`)."""
+    common = _common_kwargs(args)
+    if args.import_format == "modelnet40-h5":
+        out = import_modelnet40_h5(args.src, args.out, **common)
+    elif args.import_format == "modelnet40-normal":
+        out = import_modelnet40_normal(args.src, args.out, num_categories=args.num_categories, **common)
+    elif args.import_format == "scanobjectnn":
+        out = import_scanobjectnn(args.src, args.out, variant=args.variant, **common)
+    elif args.import_format == "shapenet55-ulip":
+        out = import_shapenet55_ulip(
+            args.src, args.out, pc_dir=args.pc_dir, split_dir=args.split_dir, taxonomy=args.taxonomy,
+            image_dir=args.image_dir, with_images=not args.no_images, view_angles=args.view_angles or ULIP_VIEW_ANGLES,
+            include_depth=args.include_depth, whole=args.whole, on_missing="skip" if args.skip_missing else "error",
+            **common,
+        )
+    elif args.import_format == "folder":
+        out = import_folder(args.src, args.out, mesh_samples=args.mesh_samples, **common)
+    else:
+        raise ValueError(f"unknown import format {args.import_format!r}")
     meta = load_triples_metadata(out)
     splits = meta.get("splits", {})
     detail = ", ".join(f"{split}: {count}" for split, count in splits.items())
     print(f"wrote {sum(splits.values())} shapes ({detail}) of {len(meta.get('class_names', []))} classes to {out}")
     return 0
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add `import` and its formats to the `dual-denoising` command line."""
-    parser = subparsers.add_parser(
-        "import",
-        help="convert ModelNet40, ScanObjectNN, ULIP ShapeNet-55 or a folder of files into a triples folder",
-        description=__doc__.split("\n\n")[0],
-    )
-    formats = parser.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
-
-    raw = argparse.RawDescriptionHelpFormatter
-    p = formats.add_parser("modelnet40-h5", help="PointNet's modelnet40_ply_hdf5_2048",
-                           description=import_modelnet40_h5.__doc__, formatter_class=raw)
-    _add_common(p, "the modelnet40_ply_hdf5_2048 folder")
-    p.set_defaults(func=lambda a: _report(import_modelnet40_h5(a.src, a.out, **_common_kwargs(a))))
-
-    p = formats.add_parser("modelnet40-normal", help="modelnet40_normal_resampled (ULIP's ModelNet40)",
-                           description=import_modelnet40_normal.__doc__, formatter_class=raw)
-    _add_common(p, "the modelnet40_normal_resampled folder")
-    p.add_argument("--num-categories", type=int, choices=(10, 40), default=40, help="ModelNet40 or ModelNet10 lists")
-    p.set_defaults(func=lambda a: _report(
-        import_modelnet40_normal(a.src, a.out, num_categories=a.num_categories, **_common_kwargs(a))))
-
-    p = formats.add_parser("scanobjectnn", help="ScanObjectNN h5_files (one variant)",
-                           description=import_scanobjectnn.__doc__, formatter_class=raw)
-    _add_common(p, "the ScanObjectNN h5_files folder")
-    p.add_argument("--variant", required=True, choices=sorted(SCANOBJECTNN_VARIANTS), help="which split to import")
-    p.set_defaults(func=lambda a: _report(import_scanobjectnn(a.src, a.out, variant=a.variant, **_common_kwargs(a))))
-
-    p = formats.add_parser("shapenet55-ulip", help="ULIP's ShapeNet-55 triples (points, rendered views, captions)",
-                           description=import_shapenet55_ulip.__doc__, formatter_class=raw)
-    _add_common(p, "ULIP's shapenet-55 folder")
-    p.add_argument("--pc-dir", type=Path, help="point clouds (default SRC/shapenet_pc)")
-    p.add_argument("--split-dir", type=Path, help="folder of train.txt/test.txt (default SRC or SRC/ShapeNet-55)")
-    p.add_argument("--taxonomy", type=Path, help="ShapeNetCore taxonomy.json (default SRC/taxonomy.json)")
-    p.add_argument("--image-dir", type=Path,
-                   help="rendered views (default SRC/rendered_images or SRC/only_rgb_depth_images)")
-    p.add_argument("--no-images", action="store_true", help="import points and captions only")
-    p.add_argument("--view-angles", type=_view_angles, default=ULIP_VIEW_ANGLES,
-                   help="comma-separated azimuths in degrees, or 'all' (default: ULIP's 0,12,...,348)")
-    p.add_argument("--include-depth", action="store_true", help="also import the _depth0001 renders")
-    p.add_argument("--whole", action="store_true", help="one train split of train+test, as ULIP pre-trains")
-    p.add_argument("--skip-missing", action="store_true", help="drop shapes whose cloud or views are missing")
-    p.set_defaults(func=lambda a: _report(import_shapenet55_ulip(
-        a.src, a.out, pc_dir=a.pc_dir, split_dir=a.split_dir, taxonomy=a.taxonomy, image_dir=a.image_dir,
-        with_images=not a.no_images, view_angles=a.view_angles, include_depth=a.include_depth, whole=a.whole,
-        on_missing="skip" if a.skip_missing else "error", **_common_kwargs(a),
-    )))
-
-    p = formats.add_parser("folder", help="SRC/<class>/<point or mesh files>, optionally in train/ and test/",
-                           description=import_folder.__doc__, formatter_class=raw)
-    _add_common(p, "the folder to import")
-    p.add_argument("--mesh-samples", type=int, default=8192,
-                   help="surface samples per mesh without --num-points (default 8192)")
-    p.set_defaults(func=lambda a: _report(
-        import_folder(a.src, a.out, mesh_samples=a.mesh_samples, **_common_kwargs(a))))
 
 
 __all__ = [

@@ -5,9 +5,19 @@ reports and plots (`dual-denoising evaluate`).
 - `attacks`: the attacks and defences, independent of the model (they see a differentiable classifier).
 """
 
-from .attacks import *  # noqa: F403
-from .attacks import __all__ as _attacks_all
-from .zero_shot import *  # noqa: F403
-from .zero_shot import __all__ as _zero_shot_all
+from .._lazy import lazy_exports
 
-__all__ = [*_zero_shot_all, *_attacks_all]
+# submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
+_EXPORTS = {
+    "zero_shot": [
+        "REPORT_FILES", "wilson_interval", "evaluate_zero_shot", "load_metric", "prepare_points", "class_embeddings",
+        "write_markdown_report", "save_plots", "run_evaluate",
+    ],
+    "attacks": [
+        "ZeroShotClassifier", "attack_loss", "eot_gradient", "PointCloudAttack", "PGDLinf", "PGDL2", "SaliencyDrop",
+        "PointAdd", "ATTACKS", "default_attacks", "SRSDefense", "SORDefense", "DEFENSES",
+    ],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = [*_EXPORTS["zero_shot"], *_EXPORTS["attacks"]]

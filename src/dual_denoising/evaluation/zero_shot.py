@@ -457,13 +457,6 @@ def _comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
 
 
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(t) for t in _comma_list(text)]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from err
-
-
 def _load_class_embeds(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
@@ -525,43 +518,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(subparsers) -> None:
-    """Add `evaluate` to the `dual-denoising` command line."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="zero-shot accuracy of a model, clean and under adversarial attacks",
-        description=(
-            "Zero-shot classification of a labelled triples split with a saved model, clean and under white-box "
-            "attacks (EOT for stochastic models). Writes report.json, report.md and PNG plots to --out. Runs on "
-            "several processes under torchrun / accelerate launch."
-        ),
-    )
-    parser.add_argument("--model", required=True, metavar="DIR", help="saved DualDenoisingModel folder")
-    parser.add_argument("--dataset", required=True, metavar="DIR", help="triples folder with a 'label' column")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and plots")
-    parser.add_argument("--overwrite", action="store_true", help="replace the reports an existing --out holds")
-    parser.add_argument(
-        "--attacks", default="pgd_linf,pgd_l2,drop,add",
-        help="comma-separated attacks among pgd_linf, pgd_l2, drop, add, or 'none' (default: all four)",
-    )
-    parser.add_argument("--eot", type=int, default=4, metavar="R",
-                        help="noise draws averaged per attack gradient for stochastic models (default: 4)")
-    parser.add_argument("--num-noise-samples", type=int, default=None, metavar="K", help="default: the model's")
-    parser.add_argument("--num-inference-steps", type=int, default=None, metavar="S", help="default: the model's")
-    parser.add_argument("--linf-eps-sweep", type=_float_list, default=list(DEFAULT_EPS_SWEEP), metavar="E1,E2",
-                        help="PGD-Linf radii for the accuracy-against-epsilon plot (default: 0,0.01,0.02,0.05)")
-    parser.add_argument("--defense", choices=["none", *DEFENSES], default="none",
-                        help="input purification before the model (default: none)")
-    parser.add_argument("--class-embeds", metavar="FILE", default=None,
-                        help="(C, D) class embeddings (.pt, .npy, .safetensors) instead of the model's text tower")
-    parser.add_argument("--max-samples", type=int, default=None, metavar="N", help="a seeded random subset of N rows")
-    parser.add_argument("--batch-size", type=int, default=16, help="clouds per batch (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds model noise and attacks (default: 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run_evaluate)
-
-
 __all__ = [
     "REPORT_FILES",
     "wilson_interval",
@@ -572,5 +528,4 @@ __all__ = [
     "write_markdown_report",
     "save_plots",
     "run_evaluate",
-    "register_cli",
 ]

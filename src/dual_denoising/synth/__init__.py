@@ -7,43 +7,24 @@
 - `synthshapes`: points, shapes, the dataset and `dual-denoising make-synthetic`.
 """
 
-from .classes import (
-    CAPTION_TEMPLATES,
-    CLASS_NAMES,
-    DEFAULT_UNSEEN_CLASSES,
-    GENERATORS,
-    SYNONYMS,
-    make_captions,
-)
-from .primitives import (
-    DARK,
-    FABRIC,
-    FOLIAGE,
-    GENERATOR_VERSION,
-    PALETTE,
-    SOIL,
-    MeshBuilder,
-)
-from .render import (
-    DEFAULT_BACKGROUND,
-    DEFAULT_COLOR,
-    DEFAULT_LIGHT,
-    contact_sheet,
-    look_at_rotation,
-    rasterize,
-    render_mesh,
-    sample_view_angles,
-)
-from .synthshapes import (
-    DEFAULT_SHAPES_PER_CLASS,
-    DEFAULT_VIEWS,
-    build_synthshapes,
-    generate_mesh,
-    generate_shape,
-    preview_sheet,
-    sample_points,
-    save_synthshapes,
-)
+from .._lazy import lazy_exports
+
+# submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
+_EXPORTS = {
+    "classes": [
+        "CAPTION_TEMPLATES", "CLASS_NAMES", "DEFAULT_UNSEEN_CLASSES", "GENERATORS", "SYNONYMS", "make_captions",
+    ],
+    "primitives": ["DARK", "FABRIC", "FOLIAGE", "GENERATOR_VERSION", "PALETTE", "SOIL", "MeshBuilder"],
+    "render": [
+        "DEFAULT_BACKGROUND", "DEFAULT_COLOR", "DEFAULT_LIGHT", "contact_sheet", "look_at_rotation", "rasterize",
+        "render_mesh", "sample_view_angles",
+    ],
+    "synthshapes": [
+        "DEFAULT_SHAPES_PER_CLASS", "DEFAULT_VIEWS", "build_synthshapes", "generate_mesh", "generate_shape",
+        "preview_sheet", "sample_points", "save_synthshapes",
+    ],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "GENERATOR_VERSION",

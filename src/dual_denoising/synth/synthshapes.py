@@ -280,7 +280,7 @@ def _class_list(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
-def _run_make_synthetic(args: argparse.Namespace) -> int:
+def run_make_synthetic(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out_dir, metadata = save_synthshapes(
         args.out,
@@ -304,33 +304,3 @@ def _run_make_synthetic(args: argparse.Namespace) -> int:
         + (f"; preview: {args.preview}" if args.preview else "")
     )
     return 0
-
-
-def register_cli(subparsers) -> None:
-    """Add `make-synthetic` to the `dual-denoising` command line."""
-    parser = subparsers.add_parser(
-        "make-synthetic",
-        help="generate the SynthShapes dataset of point/image/text triples",
-        description="Generate SynthShapes: parametric meshes of ModelNet40 categories, sampled to point clouds, "
-        "rendered and captioned, saved as a parquet triples folder (see dual_denoising.data).",
-    )
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--shapes-per-class", type=int, default=DEFAULT_SHAPES_PER_CLASS,
-                        help=f"shapes per class, train + test (default {DEFAULT_SHAPES_PER_CLASS})")
-    parser.add_argument("--views", type=int, default=DEFAULT_VIEWS,
-                        help=f"rendered views per shape (default {DEFAULT_VIEWS})")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed; the same seed gives the same data (default 0)")
-    parser.add_argument("--num-points", type=int, default=2048, help="points per cloud (default 2048)")
-    parser.add_argument("--image-size", type=int, default=64, help="rendered image size in pixels (default 64)")
-    parser.add_argument("--classes", default=None, help="comma-separated class names (default: all)")
-    parser.add_argument("--unseen-classes", default=None,
-                        help="comma-separated classes recorded as unseen in the metadata "
-                        f"(default: {','.join(DEFAULT_UNSEEN_CLASSES)})")
-    parser.add_argument("--test-fraction", type=float, default=0.2,
-                        help="fraction of shapes per class held out for the test split (default 0.2)")
-    parser.add_argument("--preview", default=None, metavar="FILE.png",
-                        help="also write a contact sheet of renders (one row per class) here")
-    parser.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_run_make_synthetic)

@@ -17,28 +17,19 @@ Two jobs, in four modules (docs/design.md, section 10): `model` (tokenizer, imag
 `zero_shot.encode_class_prompts` and `zero_shot.zero_shot_evaluate` are the teacher's zero-shot helpers.
 """
 
+from .._lazy import lazy_exports
 
-from .features import (
-    precompute_features,
-    register_cli,  # noqa: F401  (the precompute-features subcommand)
-    teacher_fingerprint,
-)
-from .model import (
-    TEACHER_METRICS_FILE,
-    TeacherConfig,
-    build_image_processor,
-    build_teacher_model,
-    train_caption_tokenizer,
-)
-from .train import (
-    augment_views,
-    clip_contrastive_loss,
-    train_teacher,
-)
-from .zero_shot import (
-    encode_class_prompts,
-    zero_shot_evaluate,
-)
+# submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
+_EXPORTS = {
+    "features": ["precompute_features", "teacher_fingerprint"],
+    "model": [
+        "TEACHER_METRICS_FILE", "TeacherConfig", "build_image_processor", "build_teacher_model",
+        "train_caption_tokenizer",
+    ],
+    "train": ["augment_views", "clip_contrastive_loss", "train_teacher"],
+    "zero_shot": ["encode_class_prompts", "zero_shot_evaluate"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "TEACHER_METRICS_FILE",

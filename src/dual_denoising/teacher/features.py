@@ -148,28 +148,10 @@ def precompute_features(
     return {**record, "reused": False}
 
 
-def _run_precompute(args: argparse.Namespace) -> int:
+def run_precompute_features(args: argparse.Namespace) -> int:
     record = precompute_features(args.dataset, args.teacher, batch_size=args.batch_size, overwrite=args.overwrite)
     if record["reused"]:
         print(f"{args.dataset}: teacher features from {args.teacher} are already there (pass --overwrite to recompute)")
     else:
         print(f"{args.dataset}: wrote image_embeds/text_embeds (D={record['embed_dim']}) from {args.teacher}")
     return 0
-
-
-def register_cli(subparsers) -> None:
-    """Add `precompute-features` to the `dual-denoising` command line."""
-    parser = subparsers.add_parser(
-        "precompute-features",
-        help="add frozen-CLIP image/text embeddings to a triples dataset",
-        description=(
-            "Embed every rendered view and caption of a triples folder with a CLIP teacher (a local "
-            "save_pretrained folder or a Hub id) and add image_embeds / text_embeds columns (raw projections, "
-            "not normalised). A result from the same teacher is reused unless --overwrite is given."
-        ),
-    )
-    parser.add_argument("--teacher", required=True, metavar="CLIP_DIR", help="CLIP folder or Hub id")
-    parser.add_argument("--dataset", required=True, metavar="DIR", help="triples folder written by save_triples")
-    parser.add_argument("--batch-size", type=int, default=64, help="shapes per forward pass (default: 64)")
-    parser.add_argument("--overwrite", action="store_true", help="recompute even if features from this teacher exist")
-    parser.set_defaults(func=_run_precompute)

@@ -6,32 +6,23 @@
 - `card`: the final folder's card and the Hub upload.
 """
 
-from .arguments import (
-    CHECKPOINT_PATTERN,
-    PRESETS_DIR,
-    TRAIN_RESULTS_FILE,
-    PretrainingArguments,
-    add_pretraining_arguments,
-    parse_args,
-    register_cli,
-    resolve_preset,
-)
-from .card import check_hub_access, model_card, push_folder_to_hub
-from .checkpoints import TrainerState, list_checkpoints, resolve_checkpoint, save_checkpoint
-from .trainer import (
-    build_model,
-    caption_prototypes,
-    create_optimizer,
-    freeze_unused_parameters,
-    load_model_config,
-    load_training_data,
-    make_evaluation,
-    make_train_dataloader,
-    parameter_groups,
-    pretrain,
-    summarize_zero_shot,
-    update_config,
-)
+from .._lazy import lazy_exports
+
+# submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
+_EXPORTS = {
+    "arguments": [
+        "CHECKPOINT_PATTERN", "PRESETS_DIR", "TRAIN_RESULTS_FILE", "PretrainingArguments", "add_pretraining_arguments",
+        "parse_args", "resolve_preset",
+    ],
+    "card": ["check_hub_access", "model_card", "push_folder_to_hub"],
+    "checkpoints": ["TrainerState", "list_checkpoints", "resolve_checkpoint", "save_checkpoint"],
+    "trainer": [
+        "build_model", "caption_prototypes", "create_optimizer", "freeze_unused_parameters", "load_model_config",
+        "load_training_data", "make_evaluation", "make_train_dataloader", "parameter_groups", "pretrain",
+        "summarize_zero_shot", "update_config",
+    ],
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "CHECKPOINT_PATTERN",
@@ -40,7 +31,6 @@ __all__ = [
     "PretrainingArguments",
     "add_pretraining_arguments",
     "parse_args",
-    "register_cli",
     "resolve_preset",
     "TrainerState",
     "list_checkpoints",

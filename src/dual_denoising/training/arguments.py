@@ -167,7 +167,7 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
     return parser
 
 
-class _DefaultsHelpFormatter(argparse.HelpFormatter):
+class DefaultsHelpFormatter(argparse.HelpFormatter):
     """Adds "(default: X)" where the help text does not already say the default and there is one worth saying."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -179,22 +179,12 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
 
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> PretrainingArguments:
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter
+        prog=prog, description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter
     )
     return PretrainingArguments(**vars(add_pretraining_arguments(parser).parse_args(argv)))
 
 
-def register_cli(subparsers) -> None:
-    """Add `pretrain` to the `dual-denoising` command line."""
-    parser = subparsers.add_parser(
-        "pretrain", help="pretrain a Dual Denoising model (or the ULIP baseline) with Accelerate",
-        description=__doc__.split("\n")[0], formatter_class=_DefaultsHelpFormatter,
-    )
-    add_pretraining_arguments(parser)
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(namespace: argparse.Namespace) -> int:
+def run_pretrain(namespace: argparse.Namespace) -> int:
     values = {spec.name: getattr(namespace, spec.name) for spec in dataclasses.fields(PretrainingArguments)}
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     from .trainer import pretrain  # the trainer imports torch and accelerate; --help does not need them
