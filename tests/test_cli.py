@@ -72,6 +72,7 @@ def test_what_the_parsers_state_matches_the_code():
     from dual_denoising.evaluation.zero_shot import DEFAULT_EPS_SWEEP
     from dual_denoising.pipeline_dual_denoising import UP_AXES
     from dual_denoising.synth.classes import DEFAULT_UNSEEN_CLASSES
+    from dual_denoising.synth.scan import SCAN_VARIANTS
     from dual_denoising.synth.synthshapes import DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS
 
     assert cli.UP_AXES == UP_AXES
@@ -81,6 +82,7 @@ def test_what_the_parsers_state_matches_the_code():
     assert cli.SCANOBJECTNN_VARIANTS == tuple(SCANOBJECTNN_VARIANTS)
     assert (cli.SYNTHSHAPES_SHAPES_PER_CLASS, cli.SYNTHSHAPES_VIEWS) == (DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS)
     assert cli.SYNTHSHAPES_UNSEEN.split(",") == list(DEFAULT_UNSEEN_CLASSES)
+    assert cli.SCAN_VARIANTS == tuple(SCAN_VARIANTS)
 
 
 def test_every_command_names_a_function_that_exists():

@@ -123,6 +123,18 @@ def test_evaluate_zero_shot_matches_a_direct_computation(trained):
     json.dumps(results)  # JSON-ready
 
 
+def test_evaluate_zero_shot_reads_a_z_up_dataset_with_up_axis_z(trained):
+    model, class_embeds, _ = trained
+    dataset = shapes_dataset()
+    z_up = dataset.map(lambda row: {"points": np.asarray(row["points"])[:, [0, 2, 1]] * [1.0, -1.0, 1.0]})
+    kwargs = dict(class_embeds=class_embeds, batch_size=4, show_progress=False)
+    reference = evaluation.evaluate_zero_shot(model, dataset, **kwargs)
+    turned = evaluation.evaluate_zero_shot(model, z_up, up_axis="z", **kwargs)
+    assert turned["clean"]["confusion_matrix"] == reference["clean"]["confusion_matrix"] and turned["up_axis"] == "z"
+    with pytest.raises(ValueError, match="dataset's up axis"):
+        evaluation.evaluate_zero_shot(model, dataset, up_axis="auto", **kwargs)
+
+
 def test_evaluate_zero_shot_needs_class_embeddings(trained):
     model, _, _ = trained
     with pytest.raises(ValueError, match="class_embeds"):

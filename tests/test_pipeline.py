@@ -231,3 +231,35 @@ def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
     classes = embedded_model_classes()
     expected = classifier(y_up, candidate_labels=classes)[0]["label"]
     assert classifier(z_up, candidate_labels=classes, up_axis="z")[0]["label"] == expected
+
+
+def test_orientations_are_the_24_axis_aligned_rotations():
+    from dual_denoising.pipeline_dual_denoising import ORIENTATIONS, choose_orientation
+
+    assert ORIENTATIONS.shape == (24, 3, 3) and np.allclose(ORIENTATIONS[0], np.eye(3))
+    np.testing.assert_allclose(ORIENTATIONS @ ORIENTATIONS.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (24, 3, 3)))
+    assert np.allclose(np.linalg.det(ORIENTATIONS), 1.0)
+    assert len({tuple(np.round(o).astype(int).ravel()) for o in ORIENTATIONS}) == 24
+    # every up direction comes first in its group of four: +y, -y, +z, -z, +x, -x turned onto +y
+    ups = [tuple(np.round(o.T @ [0, 1, 0]).astype(int)) for o in ORIENTATIONS[::4]]
+    assert ups == [(0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1), (1, 0, 0), (-1, 0, 0)]
+    logits = torch.tensor([[[0.0, 1.0], [5.0, 0.0], [0.0, 2.0]]])  # (B=1, R=3, C=2): orientation 1 is the surest
+    assert choose_orientation(logits).tolist() == [1]
+
+
+def test_up_axis_auto_undoes_axis_aligned_turns():
+    from transformers import pipeline as make_pipeline
+
+    from dual_denoising.pipeline_dual_denoising import ORIENTATIONS
+    from dual_denoising.synth import generate_shape
+    from dual_denoising.training.recipes import embedded_model_classes
+
+    y_up = np.asarray(generate_shape("airplane", index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
+    classifier = make_pipeline("zero-shot-3d-classification")
+    classes = embedded_model_classes()
+    expected = classifier(y_up, candidate_labels=classes)[0]
+    turned = [y_up @ ORIENTATIONS[i].T for i in (2, 9, 13, 22)]  # z up, upside down, ...
+    results = classifier(turned, candidate_labels=classes, up_axis="auto", batch_size=2)
+    assert [r[0]["label"] for r in results] == [expected["label"]] * 4
+    with pytest.raises(ValueError, match="up_axis must be one of"):
+        classifier(y_up, candidate_labels=classes, up_axis="north")

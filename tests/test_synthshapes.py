@@ -280,3 +280,58 @@ def test_contact_sheet_lays_out_rows():
     sheet = contact_sheet([("a", [tile, tile]), ("b", [tile])], label_width=50, padding=2)
     assert sheet.size == (50 + 2 * 22 + 2, 2 * 22 + 2)
     assert contact_sheet([("a", [tile, tile]), ("b", [tile])], label_width=50, panels=2).size == (2 * 96, 22 + 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# SynthShapes-Scan
+# ----------------------------------------------------------------------------------------------------------------------
+def test_depth_scan_back_projects_onto_the_surface(monkeypatch):
+    """A unit cube seen head-on: with the sensor noise off every return lies on the face towards the camera."""
+    from dual_denoising.synth import scan
+
+    monkeypatch.setattr(scan, "DEPTH_NOISE", 0.0)
+    monkeypatch.setattr(scan, "DROPOUT", 0.0)
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    points, face_id = scan.depth_scan(box.vertices, box.faces, 0.0, 0.0, np.random.default_rng(0), image_size=64)
+    assert len(points) > 500 and len(points) == len(face_id)
+    np.testing.assert_allclose(points[:, 2], 0.5, atol=1e-5)  # the +z face, exactly
+    assert np.abs(points[:, :2]).max() <= 0.5 + 1e-5
+    # at 40 degrees azimuth two faces are seen; none from behind
+    points, _ = scan.depth_scan(box.vertices, box.faces, 40.0, 0.0, np.random.default_rng(0), image_size=64)
+    on_face = (np.abs(points[:, 2] - 0.5) < 1e-5) | (np.abs(points[:, 0] - 0.5) < 1e-5)
+    assert on_face.all() and (points[:, 2] > -0.5 + 1e-3).all()
+
+
+@pytest.mark.parametrize("variant", ["object", "background", "perturbed"])
+def test_scan_variants_are_partial_seeded_clouds(variant):
+    from dual_denoising.synth.scan import scan_shape
+
+    points, is_object = scan_shape("chair", 3, 0, variant, list(CLASS_NAMES))
+    again, _ = scan_shape("chair", 3, 0, variant, list(CLASS_NAMES))
+    assert points.shape == (2048, 3) and points.dtype == np.float32 and np.array_equal(points, again)
+    if variant == "object":
+        assert is_object.all()
+    else:  # floor and clutter come in, the object stays the larger part
+        assert 0.2 < is_object.mean() < 1.0
+    complete = generate_shape("chair", 3, 0)["points"]
+    assert not np.allclose(points.mean(0), complete.mean(0), atol=1e-3)  # one side seen: not the complete cloud
+
+
+def test_make_synthetic_scan_writes_the_same_split_with_a_preview(tmp_path, capsys):
+    out, preview = tmp_path / "scan", tmp_path / "scan.png"
+    code = cli.main(["make-synthetic", "--scan", "background", "--out", str(out), "--shapes-per-class", "5",
+                     "--classes", "cup,lamp", "--num-points", "256", "--preview", str(preview), "--quiet"])
+    assert code == 0 and "SynthShapes-Scan (background" in capsys.readouterr().out
+    meta = load_triples_metadata(out)
+    assert meta["variant"] == "background" and meta["scanobjectnn_analogue"] == "OBJ_BG"
+    assert meta["splits"] == {"train": 8, "test": 2}
+    test = load_triples(out, split="test")
+    assert test["shape_id"] == ["cup_0004", "lamp_0004"]  # the same shapes as SynthShapes' test split
+    assert np.asarray(test[0]["points"]).shape == (256, 3)
+    with Image.open(preview) as sheet:
+        assert sheet.size[0] > 300 and sheet.size[1] > 150
+    assert cli.main(["make-synthetic", "--scan", "object", "--out", str(out), "--quiet"]) == 1  # no --overwrite
+    with pytest.raises(ValueError, match="unknown scan variant"):
+        from dual_denoising.synth.scan import build_synthshapes_scan
+
+        build_synthshapes_scan("walls")

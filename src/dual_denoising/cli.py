@@ -21,13 +21,14 @@ from . import __version__
 from .training.arguments import DefaultsHelpFormatter, add_pretraining_arguments
 
 # stated in help texts and choices; tests/test_cli.py checks each against the module that owns it
-UP_AXES = ("y", "z", "x")  # pipeline_dual_denoising.UP_AXES
+UP_AXES = ("y", "z", "x", "auto")  # pipeline_dual_denoising.UP_AXES
 DEFENSES = ("srs", "sor")  # evaluation.attacks.DEFENSES
 DEFAULT_EPS_SWEEP = "0,0.01,0.02,0.05"  # evaluation.zero_shot.DEFAULT_EPS_SWEEP
 SAMPLE_METHODS = ("fps", "random")  # data.triples.SAMPLE_METHODS
 SCANOBJECTNN_VARIANTS = ("OBJ_BG", "OBJ_ONLY", "PB_T50_RS")  # data.common.SCANOBJECTNN_VARIANTS
 SYNTHSHAPES_SHAPES_PER_CLASS, SYNTHSHAPES_VIEWS = 200, 2  # synth.synthshapes.DEFAULT_SHAPES_PER_CLASS, DEFAULT_VIEWS
 SYNTHSHAPES_UNSEEN = "bowl,desk,guitar,laptop,night_stand,stairs,stool,tent"  # synth.classes.DEFAULT_UNSEEN_CLASSES
+SCAN_VARIANTS = ("object", "background", "perturbed")  # synth.scan.SCAN_VARIANTS
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -67,7 +68,8 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="clouds per forward pass: larger is faster and takes more memory")
     parser.add_argument("--up-axis", choices=UP_AXES, default="y",
                         help="the axis that points up in the files: y (the models' convention), z (trimesh, most CAD "
-                        "tools and scanners) or x; clouds are turned Y-up")
+                        "tools and scanners) or x; clouds are turned Y-up. auto (classify only): try the 24 "
+                        "axis-aligned orientations, keep the most confident (24 times the cost)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
                         "is not a terminal)")
 
@@ -129,6 +131,8 @@ def add_evaluate_command(subparsers) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="saved DualDenoisingModel folder")
     parser.add_argument("--dataset", required=True, metavar="DIR", help="triples folder with a 'label' column")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--up-axis", choices=UP_AXES[:3], default="y",
+                        help="the dataset's up axis (default: y, the models' convention); clouds are turned Y-up")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and plots")
     parser.add_argument("--overwrite", action="store_true", help="replace the reports an existing --out holds")
     parser.add_argument(
@@ -235,8 +239,13 @@ def add_make_synthetic_command(subparsers) -> None:
                         help=f"comma-separated classes recorded as unseen in the metadata (default: {SYNTHSHAPES_UNSEEN})")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="fraction of shapes per class held out for the test split (default 0.2)")
+    parser.add_argument("--scan", choices=SCAN_VARIANTS, default=None,
+                        help="write SynthShapes-Scan instead: the same shapes seen once by a virtual depth camera "
+                        "(partial, noisy), as object only, with background (floor and clutter) or perturbed (a "
+                        "shifted, turned and scaled crop), like ScanObjectNN's OBJ_ONLY, OBJ_BG and PB_T50_RS; "
+                        "--views, --image-size and --unseen-classes do not apply")
     parser.add_argument("--preview", default=None, metavar="FILE.png",
-                        help="also write a contact sheet of renders (one row per class) here")
+                        help="also write a contact sheet of renders (of the scans with --scan; one row per class) here")
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func="dual_denoising.synth.synthshapes:run_make_synthetic")

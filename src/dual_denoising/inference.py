@@ -152,7 +152,7 @@ def run_classify(args: argparse.Namespace) -> int:
     config = model.config.point_config
     clouds = [  # model-ready, so that a cloud the model cannot take is named by its file
         prepare_point_cloud(c, config.num_points, max(config.group_size, config.num_groups), config.in_channels,
-                            source=str(p), up_axis=args.up_axis)
+                            source=str(p), up_axis="y" if args.up_axis == "auto" else args.up_axis)
         for p, c in zip(paths, clouds)
     ]
     classifier = pipeline(TASK, model=model, tokenizer=tokenizer)
@@ -163,7 +163,8 @@ def run_classify(args: argparse.Namespace) -> int:
     for start in range(0, len(clouds), args.batch_size):
         chunk = clouds[start : start + args.batch_size]
         results += classifier(chunk, candidate_labels=labels, num_noise_samples=args.num_noise_samples,
-                              num_inference_steps=args.num_inference_steps, batch_size=args.batch_size)
+                              num_inference_steps=args.num_inference_steps, batch_size=args.batch_size,
+                              up_axis="auto" if args.up_axis == "auto" else "y")
         bar.update(len(chunk))
     bar.close()
     top = [result[: args.top_k] for result in results]
@@ -180,6 +181,9 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_embed(args: argparse.Namespace) -> int:
     _check_counts(args)
+    if args.up_axis == "auto":
+        raise ValueError("--up-axis auto keeps the orientation the classification is surest of, and embed has no "
+                         "labels to classify with; give the files' up axis (y, z or x)")
     args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
     out = Path(args.out)
     if out.suffix not in (".npy", ".parquet"):

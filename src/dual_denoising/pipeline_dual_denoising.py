@@ -114,13 +114,35 @@ _default_name = default_model_name()
 EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 
 
-# The models are trained Y-up. A cloud whose up axis is x or z is turned (a proper rotation) so that it points along +y.
-UP_AXES = ("y", "z", "x")
+# The models are trained Y-up. A cloud whose up axis is x or z is turned (a proper rotation) so that it points along +y;
+# "auto" tries every axis-aligned orientation and keeps the one the model is most sure of (`choose_orientation`).
+UP_AXES = ("y", "z", "x", "auto")
 _TO_Y_UP = {
     "y": np.eye(3),
     "z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),  # (x, y, z) -> (x, z, -y)
     "x": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),  # (x, y, z) -> (-y, x, z)
 }
+
+
+def _axis_aligned_rotations() -> np.ndarray:
+    """The 24 proper rotations that map axes to axes, `(24, 3, 3)`: index `4 u + k` turns up-candidate `u` (+y, -y,
+    +z, -z, +x, -x) to +y, then turns `k` quarter turns about y; index 0 is the identity."""
+    def yaw(k):
+        c, s = round(np.cos(k * np.pi / 2)), round(np.sin(k * np.pi / 2))
+        return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+    flip = np.diag([1.0, -1.0, -1.0])  # a half turn about x: -y up
+    ups = [np.eye(3), flip, _TO_Y_UP["z"], flip @ _TO_Y_UP["z"], _TO_Y_UP["x"], flip @ _TO_Y_UP["x"]]
+    return np.stack([yaw(k) @ up for up in ups for k in range(4)])
+
+
+ORIENTATIONS = _axis_aligned_rotations()
+
+
+def choose_orientation(logits: torch.Tensor) -> torch.Tensor:
+    """`(B, R, C)` zero-shot logits of each cloud under `R` orientations -> `(B,)` the orientation whose prediction is
+    the most confident (the largest top softmax probability), the rule `up_axis="auto"` applies."""
+    return logits.softmax(dim=-1).amax(dim=-1).argmax(dim=-1)
 
 
 def prepare_point_cloud(
@@ -137,7 +159,9 @@ def prepare_point_cloud(
     """
     where = f"{source}: " if source else ""
     if up_axis not in _TO_Y_UP:
-        raise ValueError(f"up_axis must be one of {UP_AXES} (the axis that points up in the cloud); got {up_axis!r}")
+        hint = "; 'auto' needs the labels: pass it to the pipeline" if up_axis == "auto" else ""
+        raise ValueError(f"up_axis must be one of {UP_AXES[:3]} here (the axis that points up in the cloud){hint}; "
+                         f"got {up_axis!r}")
     array = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{where}a point cloud must hold numbers; got dtype {array.dtype}")
@@ -202,7 +226,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model's).
             seed: seeds the denoising noise, so the same call gives the same answer (default 0).
             up_axis: the axis that points up in the input, `"y"` (default, the models' convention), `"z"` (trimesh,
-                most CAD tools and scanners) or `"x"`; the cloud is turned Y-up.
+                most CAD tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in
+                each of the 24 axis-aligned orientations and keeps the most confident (`choose_orientation`; 24
+                times the cost).
             batch_size: clouds per forward pass.
         Returns:
             `[{"score", "label"}]` sorted by score, or one such list per cloud for a list or batch input.
@@ -301,11 +327,18 @@ class ZeroShot3DClassificationPipeline(Pipeline):
 
             source, inputs = str(inputs), load_points(inputs)
         config = self.model.config.point_config
+        if up_axis not in UP_AXES:
+            raise ValueError(f"up_axis must be one of {UP_AXES} (the axis that points up in the cloud); got {up_axis!r}")
         cloud = prepare_point_cloud(
             inputs, config.num_points, max(config.group_size, config.num_groups), config.in_channels, source=source,
-            up_axis=up_axis,
+            up_axis="y" if up_axis == "auto" else up_axis,
         )
-        return {"points": cloud[None], "label_set": self._label_set(candidate_labels, hypothesis_template, text_embeds)}
+        points = cloud[None]  # (1, N, C); with "auto" (1, 24, N, C): the cloud in every axis-aligned orientation
+        if up_axis == "auto":
+            rotations = torch.as_tensor(ORIENTATIONS, dtype=cloud.dtype)
+            xyz = torch.einsum("rij,nj->rni", rotations, cloud[:, :3])
+            points = torch.cat([xyz, cloud[None, :, 3:].expand(len(rotations), -1, -1)], dim=-1)[None]
+        return {"points": points, "label_set": self._label_set(candidate_labels, hypothesis_template, text_embeds)}
 
     def _forward(self, model_inputs, num_noise_samples=None, num_inference_steps=None, seed=0):
         label_set = model_inputs["label_set"]
@@ -315,6 +348,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             raise ValueError("all clouds of one call must share candidate_labels")
         class_embeds = self._class_embeds_cache[keys[0]]
         points = model_inputs["points"].to(self.device, self.model.dtype)
+        orientations = points.shape[1] if points.dim() == 4 else 0  # up_axis="auto": (B, 24, N, C)
+        if orientations:
+            points = points.flatten(0, 1)
         logits = self.model.zero_shot_logits(  # the model's one definition of zero-shot logits
             points,
             class_embeds,
@@ -323,6 +359,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             # one generator per cloud: a cloud's answer does not depend on the batch it is in
             generator=[torch.Generator(self.device).manual_seed(seed) for _ in range(points.shape[0])],
         )
+        if orientations:  # keep each cloud's most confident orientation
+            logits = logits.unflatten(0, (-1, orientations))
+            logits = logits[torch.arange(len(logits)), choose_orientation(logits)]
         labels = list(keys[0][0])
         return {"logits": logits, "candidate_labels": [labels] * len(keys) if batched else labels}
 

@@ -63,17 +63,17 @@ def load_metric(name: str):
     return evaluate.load(str(path), keep_in_memory=True)
 
 
-def prepare_points(clouds: Sequence[np.ndarray | torch.Tensor], num_points: int) -> torch.Tensor:
+def prepare_points(clouds: Sequence[np.ndarray | torch.Tensor], num_points: int, up_axis: str = "y") -> torch.Tensor:
     """Model-ready float32 clouds `(B, num_points, 3)`, each prepared exactly as the pipeline prepares one
     (`pipeline_dual_denoising.prepare_point_cloud`: float64 centring, FPS from index 0 or the seeded repeat, the unit
-    sphere), so a cloud reaches the model the same way in evaluation, training-time evaluation and the pipeline. Only
-    xyz is kept."""
+    sphere, turned Y-up from `up_axis`), so a cloud reaches the model the same way in evaluation, training-time
+    evaluation and the pipeline. Only xyz is kept."""
     out = []
     for index, cloud in enumerate(clouds):
         array = np.asarray(cloud.detach().cpu() if isinstance(cloud, torch.Tensor) else cloud)
         if array.ndim != 2 or array.shape[-1] < 3:
             raise ValueError(f"every cloud must be (N, 3); cloud {index} has shape {array.shape}")
-        out.append(prepare_point_cloud(array[:, :3], num_points, 1, 3, source=f"cloud {index}"))
+        out.append(prepare_point_cloud(array[:, :3], num_points, 1, 3, source=f"cloud {index}", up_axis=up_axis))
     return torch.stack(out)
 
 
@@ -123,14 +123,14 @@ def _is_stochastic(model) -> bool:
 class _Batches:
     """Collate dataset rows into `(points (B, num_points, 3), labels (B,))`."""
 
-    def __init__(self, num_points: int):
-        self.num_points = num_points
+    def __init__(self, num_points: int, up_axis: str = "y"):
+        self.num_points, self.up_axis = num_points, up_axis
         self.input_sizes: list[int] = []  # the smallest and largest cloud seen, as the data holds them
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = [len(row["points"]) for row in rows] + self.input_sizes
         self.input_sizes = [min(sizes), max(sizes)]
-        points = prepare_points([row["points"] for row in rows], self.num_points)
+        points = prepare_points([row["points"] for row in rows], self.num_points, self.up_axis)
         labels = torch.as_tensor([int(row["label"]) for row in rows], dtype=torch.long)
         return points, labels
 
@@ -156,6 +156,7 @@ def evaluate_zero_shot(
     max_samples: int | None = None,
     seed: int = 0,
     top_k: int = 5,
+    up_axis: str = "y",
     accelerator=None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -177,6 +178,8 @@ def evaluate_zero_shot(
         max_samples: evaluate on this many rows, drawn with `seed` (a shuffled subset keeps the classes mixed).
         seed: seeds the model's noise and the attacks (separate streams per process and purpose).
         top_k: the k of the top-k accuracy (5).
+        up_axis: the dataset's up axis, "y" (the models' convention), "z" or "x"; clouds are turned Y-up. ("auto",
+            the pipeline's per-cloud choice, is measured by examples/cross_domain.py, not attacked here.)
         accelerator: an `accelerate.Accelerator` to shard the rows over processes; results are gathered, so every
             process returns the same dictionary.
     Returns:
@@ -187,6 +190,8 @@ def evaluate_zero_shot(
     from torch.utils.data import DataLoader
 
     start = time.perf_counter()
+    if up_axis not in ("y", "z", "x"):
+        raise ValueError(f"up_axis must be the dataset's up axis, 'y', 'z' or 'x'; got {up_axis!r}")
     if "points" not in dataset.column_names or "label" not in dataset.column_names:
         raise ValueError(f"the dataset needs 'points' and 'label' columns; it has {dataset.column_names}")
     if class_names is None:
@@ -221,7 +226,7 @@ def evaluate_zero_shot(
     }
 
     num_points = model.config.point_config.num_points
-    collate = _Batches(num_points)
+    collate = _Batches(num_points, up_axis)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     rank = 0
     if accelerator is not None:
@@ -266,6 +271,7 @@ def evaluate_zero_shot(
     clean_predictions = gathered["clean"].argmax(dim=1)
     results: dict[str, Any] = {
         "num_samples": len(labels),
+        "up_axis": up_axis,
         "class_names": class_names,
         "num_points": num_points,
         "input_points": collate.input_sizes,
@@ -501,8 +507,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate_zero_shot(
         model, dataset, class_embeds=class_embeds, tokenizer=tokenizer, attacks=attacks, linf_eps_sweep=sweep,
         defense=defense, num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,
-        batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, accelerator=accelerator,
-        show_progress=not args.no_progress,
+        batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, up_axis=args.up_axis,
+        accelerator=accelerator, show_progress=not args.no_progress,
     )
     if accelerator.is_main_process:
         results = {"model": portable(args.model), "dataset": portable(str(args.dataset)), "split": args.split,

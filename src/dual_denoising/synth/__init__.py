@@ -4,7 +4,8 @@
 - `furniture`, `vessels`, `objects`: one generator per class, by family (all of them in `classes.GENERATORS`);
 - `classes`: the class list, synonyms and captions;
 - `render`: the offscreen renderer and contact sheets;
-- `synthshapes`: points, shapes, the dataset and `dual-denoising make-synthetic`.
+- `synthshapes`: points, shapes, the dataset and `dual-denoising make-synthetic`;
+- `scan`: SynthShapes-Scan, the same shapes seen by a virtual depth camera (`make-synthetic --scan VARIANT`).
 """
 
 from .._lazy import lazy_exports
@@ -17,11 +18,15 @@ _EXPORTS = {
     "primitives": ["DARK", "FABRIC", "FOLIAGE", "GENERATOR_VERSION", "PALETTE", "SOIL", "MeshBuilder"],
     "render": [
         "DEFAULT_BACKGROUND", "DEFAULT_COLOR", "DEFAULT_LIGHT", "contact_sheet", "look_at_rotation", "rasterize",
-        "render_mesh", "sample_view_angles",
+        "render_mesh", "render_points", "sample_view_angles",
     ],
     "synthshapes": [
         "DEFAULT_SHAPES_PER_CLASS", "DEFAULT_VIEWS", "build_synthshapes", "generate_mesh", "generate_shape",
         "preview_sheet", "sample_points", "save_synthshapes",
+    ],
+    "scan": [
+        "SCAN_VARIANTS", "build_synthshapes_scan", "depth_scan", "save_synthshapes_scan", "scan_points",
+        "scan_preview_sheet", "scan_shape",
     ],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -46,6 +51,7 @@ __all__ = [
     "look_at_rotation",
     "rasterize",
     "render_mesh",
+    "render_points",
     "sample_view_angles",
     "contact_sheet",
     "sample_points",
@@ -56,4 +62,11 @@ __all__ = [
     "save_synthshapes",
     "DEFAULT_SHAPES_PER_CLASS",
     "DEFAULT_VIEWS",
+    "SCAN_VARIANTS",
+    "build_synthshapes_scan",
+    "depth_scan",
+    "save_synthshapes_scan",
+    "scan_points",
+    "scan_preview_sheet",
+    "scan_shape",
 ]

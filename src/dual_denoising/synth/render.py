@@ -56,6 +56,74 @@ def look_at_rotation(azimuth: float, elevation: float) -> np.ndarray:
     return np.stack([right, up, -forward])
 
 
+def project(vertices: np.ndarray, rotation: np.ndarray, camera_distance: float, focal: float, image_size: int):
+    """Camera coordinates `(V, 3)`, depths `(V,)` and pixel coordinates `px, py (V,)` of world `vertices`."""
+    cam = vertices @ rotation.T
+    cam[:, 2] -= camera_distance  # the camera sits at +distance on its own z axis
+    depth = -cam[:, 2]  # (V,) positive in front of the camera
+    if (depth <= 1e-6).any():
+        raise ValueError("the mesh reaches behind the camera; increase the camera distance")
+    half = image_size / 2.0
+    return cam, depth, half + focal * cam[:, 0] / depth, half - focal * cam[:, 1] / depth
+
+
+def first_hits(px: np.ndarray, py: np.ndarray, depth: np.ndarray, faces: np.ndarray, image_size: int):
+    """The z-buffer: for every covered pixel the nearest face. Returns `pixel` (row-major index), `face_id` and
+    `inv_depth` (1 / depth at the pixel centre), one entry per covered pixel, sorted by pixel."""
+    tri = faces
+    x0, x1, x2 = px[tri[:, 0]], px[tri[:, 1]], px[tri[:, 2]]
+    y0, y1, y2 = py[tri[:, 0]], py[tri[:, 1]], py[tri[:, 2]]
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)  # (F,) twice the signed screen area
+    keep = np.abs(area) > 1e-9
+    # 1/depth is affine in screen space: inv_depth = A x + B y + C per triangle.
+    w0, w1, w2 = 1.0 / depth[tri[:, 0]], 1.0 / depth[tri[:, 1]], 1.0 / depth[tri[:, 2]]
+    safe = np.where(keep, area, 1.0)
+    A = ((w1 - w0) * (y2 - y0) - (w2 - w0) * (y1 - y0)) / safe
+    B = ((w2 - w0) * (x1 - x0) - (w1 - w0) * (x2 - x0)) / safe
+    C = w0 - A * x0 - B * y0
+    nothing = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+
+    # Scanline spans: one entry per (triangle, pixel row it crosses); pixel centres sit at i + 0.5.
+    ymin = np.clip(np.ceil(np.minimum(np.minimum(y0, y1), y2) - 0.5), 0, image_size).astype(np.int64)
+    ymax = np.clip(np.floor(np.maximum(np.maximum(y0, y1), y2) - 0.5), -1, image_size - 1).astype(np.int64)
+    rows = np.where(keep, np.maximum(ymax - ymin + 1, 0), 0)
+    total_rows = int(rows.sum())
+    if total_rows == 0:
+        return nothing
+    face_r = np.repeat(np.arange(len(tri)), rows)
+    row = ymin[face_r] + np.arange(total_rows) - np.repeat(np.cumsum(rows) - rows, rows)
+    yc = row + 0.5
+    left = np.full(total_rows, np.inf)
+    right = np.full(total_rows, -np.inf)
+    for (xa, ya), (xb, yb) in (((x0, y0), (x1, y1)), ((x1, y1), (x2, y2)), ((x2, y2), (x0, y0))):
+        xa, ya, xb, yb = xa[face_r], ya[face_r], xb[face_r], yb[face_r]
+        dy = yb - ya
+        t = (yc - ya) / np.where(dy == 0, 1.0, dy)
+        crosses = (dy != 0) & (t >= 0) & (t <= 1)
+        x = xa + t * (xb - xa)
+        left = np.where(crosses, np.minimum(left, x), left)
+        right = np.where(crosses, np.maximum(right, x), right)
+    xs = np.clip(np.ceil(left - 0.5), 0, image_size)
+    xe = np.clip(np.floor(right - 0.5), -1, image_size - 1)
+    span = np.where(np.isfinite(left) & np.isfinite(right), np.maximum(xe - xs + 1, 0), 0).astype(np.int64)
+    total = int(span.sum())
+    if total == 0:
+        return nothing
+    # One candidate per (triangle, covered pixel).
+    face_id = np.repeat(face_r, span)
+    cx = np.repeat(xs.astype(np.int64), span) + np.arange(total) - np.repeat(np.cumsum(span) - span, span)
+    cy = np.repeat(row, span)
+    inv_depth = A[face_id] * (cx + 0.5) + B[face_id] * (cy + 0.5) + C[face_id]
+    # Z-buffer: sort by pixel, nearest (largest 1/depth) first, and keep the first candidate of every pixel.
+    pixel = cy * image_size + cx
+    span_depth = float(inv_depth.max() - inv_depth.min()) or 1.0
+    order = np.argsort(pixel + 0.999 * (inv_depth.max() - inv_depth) / span_depth)
+    pixel, face_id, inv_depth = pixel[order], face_id[order], inv_depth[order]
+    first = np.ones(len(pixel), dtype=bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    return pixel[first], face_id[first], inv_depth[first]
+
+
 def rasterize(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -75,21 +143,9 @@ def rasterize(
         focal: focal length in pixels. camera_distance: distance of the camera from the origin.
         rotation: `(3, 3)` world-to-camera rotation (see `look_at_rotation`).
     """
-    cam = vertices @ rotation.T
-    cam[:, 2] -= camera_distance  # the camera sits at +distance on its own z axis
-    depth = -cam[:, 2]  # (V,) positive in front of the camera
-    if (depth <= 1e-6).any():
-        raise ValueError("the mesh reaches behind the camera; increase the camera distance")
-    half = image_size / 2.0
-    px = half + focal * cam[:, 0] / depth
-    py = half - focal * cam[:, 1] / depth
-
-    tri = faces
-    x0, x1, x2 = px[tri[:, 0]], px[tri[:, 1]], px[tri[:, 2]]
-    y0, y1, y2 = py[tri[:, 0]], py[tri[:, 1]], py[tri[:, 2]]
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)  # (F,) twice the signed screen area
-    keep = np.abs(area) > 1e-9
+    cam, depth, px, py = project(vertices, rotation, camera_distance, focal, image_size)
     # Shading: flat normal, flipped to face the camera (two-sided lighting).
+    tri = faces
     v0, v1, v2 = cam[tri[:, 0]], cam[tri[:, 1]], cam[tri[:, 2]]
     normal = _cross(v1 - v0, v2 - v0)
     normal /= np.linalg.norm(normal, axis=1, keepdims=True).clip(1e-12)
@@ -100,54 +156,10 @@ def rasterize(
     lambert = np.clip(normal @ light_dir, 0.0, 1.0)
     shade = face_colors * (ambient + (1.0 - ambient) * lambert)[:, None]  # (F, 3)
 
-    # 1/depth is affine in screen space: inv_depth = A x + B y + C per triangle.
-    w0, w1, w2 = 1.0 / depth[tri[:, 0]], 1.0 / depth[tri[:, 1]], 1.0 / depth[tri[:, 2]]
-    safe = np.where(keep, area, 1.0)
-    A = ((w1 - w0) * (y2 - y0) - (w2 - w0) * (y1 - y0)) / safe
-    B = ((w2 - w0) * (x1 - x0) - (w1 - w0) * (x2 - x0)) / safe
-    C = w0 - A * x0 - B * y0
-
     image = np.empty((image_size * image_size, 3))
     image[:] = np.asarray(background, dtype=np.float64) / 255.0
-    # Scanline spans: one entry per (triangle, pixel row it crosses); pixel centres sit at i + 0.5.
-    ymin = np.clip(np.ceil(np.minimum(np.minimum(y0, y1), y2) - 0.5), 0, image_size).astype(np.int64)
-    ymax = np.clip(np.floor(np.maximum(np.maximum(y0, y1), y2) - 0.5), -1, image_size - 1).astype(np.int64)
-    rows = np.where(keep, np.maximum(ymax - ymin + 1, 0), 0)
-    total_rows = int(rows.sum())
-    if total_rows == 0:
-        return image.reshape(image_size, image_size, 3)
-    face_r = np.repeat(np.arange(len(tri)), rows)
-    row = ymin[face_r] + np.arange(total_rows) - np.repeat(np.cumsum(rows) - rows, rows)
-    yc = row + 0.5
-    left = np.full(total_rows, np.inf)
-    right = np.full(total_rows, -np.inf)
-    for (xa, ya), (xb, yb) in (((x0, y0), (x1, y1)), ((x1, y1), (x2, y2)), ((x2, y2), (x0, y0))):
-        xa, ya, xb, yb = xa[face_r], ya[face_r], xb[face_r], yb[face_r]
-        dy = yb - ya
-        t = (yc - ya) / np.where(dy == 0, 1.0, dy)
-        crosses = (dy != 0) & (t >= 0) & (t <= 1)
-        x = xa + t * (xb - xa)
-        left = np.where(crosses, np.minimum(left, x), left)
-        right = np.where(crosses, np.maximum(right, x), right)
-    xs = np.clip(np.ceil(left - 0.5), 0, image_size)
-    xe = np.clip(np.floor(right - 0.5), -1, image_size - 1)
-    span = np.where(np.isfinite(left) & np.isfinite(right), np.maximum(xe - xs + 1, 0), 0).astype(np.int64)
-    total = int(span.sum())
-    if total == 0:
-        return image.reshape(image_size, image_size, 3)
-    # One candidate per (triangle, covered pixel).
-    face_id = np.repeat(face_r, span)
-    cx = np.repeat(xs.astype(np.int64), span) + np.arange(total) - np.repeat(np.cumsum(span) - span, span)
-    cy = np.repeat(row, span)
-    inv_depth = A[face_id] * (cx + 0.5) + B[face_id] * (cy + 0.5) + C[face_id]
-    # Z-buffer: sort by pixel, nearest (largest 1/depth) first, and keep the first candidate of every pixel.
-    pixel = cy * image_size + cx
-    span_depth = float(inv_depth.max() - inv_depth.min()) or 1.0
-    order = np.argsort(pixel + 0.999 * (inv_depth.max() - inv_depth) / span_depth)
-    pixel, face_id = pixel[order], face_id[order]
-    first = np.ones(len(pixel), dtype=bool)
-    first[1:] = pixel[1:] != pixel[:-1]
-    image[pixel[first]] = shade[face_id[first]]
+    pixel, face_id, _ = first_hits(px, py, depth, faces, image_size)
+    image[pixel] = shade[face_id]
     return image.reshape(image_size, image_size, 3)
 
 
@@ -218,6 +230,40 @@ def render_mesh(
         # Box-filter down: summing strided views is several times faster than reshape(...).mean(axis=(1, 3)).
         image = sum(image[i::supersample, j::supersample] for i in range(supersample) for j in range(supersample))
         image /= supersample * supersample
+    return Image.fromarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def render_points(
+    points: np.ndarray,
+    azimuth: float = 30.0,
+    elevation: float = 25.0,
+    image_size: int = 96,
+    highlight: np.ndarray | None = None,
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+    distance: float = 2.8,
+) -> Image.Image:
+    """A point cloud `(N, 3)` drawn as 2-pixel dots, nearer dots over farther ones and shaded by depth (near dark),
+    framed like `render_mesh`; points where `highlight (N,)` is True are drawn orange (e.g. background returns)."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise ValueError(f"points must be a non-empty (N, 3) array; got shape {points.shape}")
+    centre = (points.min(0) + points.max(0)) / 2.0
+    radius = float(np.linalg.norm(points - centre, axis=1).max()) or 1.0
+    camera_distance = distance * radius
+    focal = 0.92 * (image_size / 2.0) / (radius / math.sqrt(camera_distance**2 - radius**2))
+    _, depth, px, py = project(points - centre, look_at_rotation(azimuth, elevation), camera_distance, focal,
+                               image_size)
+    order = np.argsort(-depth)  # far first: nearer dots are written last
+    shade = (depth - (camera_distance - radius)) / (2 * radius)  # 0 near .. 1 far
+    base = np.where((highlight if highlight is not None else np.zeros(len(points), bool))[:, None],
+                    [[0.95, 0.55, 0.1]], [[0.15, 0.3, 0.6]])
+    colour = base + (0.85 - base) * shade.clip(0, 1)[:, None] * 0.8
+    image = np.empty((image_size, image_size, 3))
+    image[:] = np.asarray(background, dtype=np.float64) / 255.0
+    x, y = np.floor(px[order]).astype(np.int64), np.floor(py[order]).astype(np.int64)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        inside = (x + dx >= 0) & (x + dx < image_size) & (y + dy >= 0) & (y + dy < image_size)
+        image[(y + dy)[inside], (x + dx)[inside]] = colour[order][inside]
     return Image.fromarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="RGB")
 
 

@@ -114,6 +114,29 @@ def _check_positive(name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
+def check_class_list(classes: list[str] | None) -> list[str]:
+    """The classes asked for (default: all of `CLASS_NAMES`), checked: known, distinct, at least one."""
+    classes = list(CLASS_NAMES if classes is None else classes)
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be a non-empty list of distinct class names; got {classes}")
+    _check_classes(classes)
+    return classes
+
+
+def split_sizes(shapes_per_class: int, test_fraction: float) -> tuple[int, int]:
+    """`(n_train, n_test)` shapes per class: shapes `0 .. n_train - 1` train, the rest test (at least one when
+    `test_fraction > 0`)."""
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1); got {test_fraction}")
+    n_test = int(round(shapes_per_class * test_fraction))
+    if test_fraction > 0:
+        n_test = max(n_test, 1)
+        if n_test >= shapes_per_class:
+            raise ValueError(f"shapes_per_class={shapes_per_class} leaves no training shape with "
+                             f"test_fraction={test_fraction}; generate at least 2 shapes per class or lower it")
+    return shapes_per_class - n_test, n_test
+
+
 def build_synthshapes(
     shapes_per_class: int,
     views: int,
@@ -149,24 +172,13 @@ def build_synthshapes(
     _check_positive("captions_per_shape", captions_per_shape)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1); got {test_fraction}")
-    classes = list(CLASS_NAMES if classes is None else classes)
-    if not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be a non-empty list of distinct class names; got {classes}")
-    _check_classes(classes)
+    classes = check_class_list(classes)
     if unseen_classes is None:
         unseen_classes = [c for c in DEFAULT_UNSEEN_CLASSES if c in classes]
     elif any(c not in classes for c in unseen_classes):
         raise ValueError(f"unseen_classes must be a subset of classes; {sorted(set(unseen_classes) - set(classes))} "
                          "are not among them")
-    n_test = int(round(shapes_per_class * test_fraction))
-    if test_fraction > 0:
-        n_test = max(n_test, 1)
-        if n_test >= shapes_per_class:
-            raise ValueError(f"shapes_per_class={shapes_per_class} leaves no training shape with "
-                             f"test_fraction={test_fraction}; generate at least 2 shapes per class or lower it")
-    n_train = shapes_per_class - n_test
+    n_train, n_test = split_sizes(shapes_per_class, test_fraction)
 
     features = triples_features(class_names=classes, with_images=True, with_captions=True)
     split_names = ["train", "test"] if n_test else ["train"]
@@ -282,6 +294,19 @@ def _class_list(text: str | None) -> list[str] | None:
 
 def run_make_synthetic(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if args.scan is not None:
+        from .scan import save_synthshapes_scan
+
+        out_dir, metadata = save_synthshapes_scan(
+            args.out, args.scan, shapes_per_class=args.shapes_per_class, seed=args.seed, num_points=args.num_points,
+            classes=_class_list(args.classes), test_fraction=args.test_fraction, overwrite=args.overwrite,
+            preview=args.preview, progress=not args.quiet,
+        )
+        splits = ", ".join(f"{n} {split}" for split, n in metadata["splits"].items())
+        print(f"wrote SynthShapes-Scan ({args.scan}: {len(metadata['classes'])} classes, {splits} scans of "
+              f"{metadata['num_points']} points) to {out_dir} in {time.perf_counter() - start:.0f} s"
+              + (f"; preview: {args.preview}" if args.preview else ""))
+        return 0
     out_dir, metadata = save_synthshapes(
         args.out,
         shapes_per_class=args.shapes_per_class,

@@ -1,0 +1,175 @@
+"""Orientation and domain shift: zero-shot top-1 of the shipped models on clouds they were not trained like (issue 14).
+
+    python examples/cross_domain.py --work-dir outputs/world --out outputs/world/tables/orientation-val.json \
+        --split validation --study orientation
+    python examples/cross_domain.py --work-dir outputs/world --out outputs/world/tables/cross-domain.json \
+        --split test --study domains
+
+Both studies read the folders `examples/train_embedded_default.py` writes (`synthshapes-1024`) and, for the domains,
+the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --out WORK/scan-VARIANT`).
+
+--study orientation   each cloud turned by one of the 24 axis-aligned rotations (seeded per cloud; "any up axis"), or
+                      by a uniformly random rotation ("SO(3)"), then classified under every rule that could undo it:
+                      `y` (nothing: the models read Y-up), `auto` (the 24 orientations, keep the most confident, the
+                      pipeline's `up_axis="auto"`), `auto-up6` (the 6 up directions only), `mean24` (logits averaged
+                      over the 24), and `pca+auto` (principal axes first, then `auto`, for the SO(3) set). The rules
+                      are compared on --split validation (the last 16 training shapes of every class, which the
+                      shipped models never trained on); the chosen one is then reported on the test split.
+--study domains       complete clouds (the test split) against the three scan variants, K in --chains for Dual
+                      Denoising models (S from the model's config), top-1 with Wilson 95% intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dual_denoising.data import load_triples  # noqa: E402
+from dual_denoising.evaluation import class_embeddings, prepare_points, wilson_interval  # noqa: E402
+from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
+    ORIENTATIONS,
+    choose_orientation,
+    embedded_models,
+    load_model_and_tokenizer,
+)
+
+VALIDATION_PER_CLASS = 16  # as examples/probe_feature_readout.py: the shipped models never trained on these
+SCAN_VARIANTS = ("object", "background", "perturbed")
+
+
+def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Model-ready clouds `(M, 1024, 3)`, labels and class names of a split ("validation": see above)."""
+    data = load_triples(folder, split="train" if split == "validation" else split).with_format("numpy")
+    labels = np.asarray(data["label"])
+    if split == "validation":
+        keep = np.concatenate([np.flatnonzero(labels == c)[-VALIDATION_PER_CLASS:] for c in np.unique(labels)])
+        data, labels = data.select(keep.tolist()), labels[keep]
+    return prepare_points(list(data["points"]), 1024), torch.as_tensor(labels), data.features["label"].names
+
+
+def logits_of(model, class_embeds, points: torch.Tensor, chains: int | None, batch_size: int = 64) -> torch.Tensor:
+    """`(M, C)` zero-shot logits, each cloud with its own seeded noise (the pipeline's rule: seed 0 per cloud)."""
+    kwargs = {"num_noise_samples": chains} if model.config.objective == "dual_denoising" else {}
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(points), batch_size):
+            chunk = points[start : start + batch_size]
+            generators = [torch.Generator().manual_seed(0) for _ in range(len(chunk))]
+            out.append(model.zero_shot_logits(chunk, class_embeds, generator=generators, **kwargs).float())
+    return torch.cat(out)
+
+
+def summary(right: torch.Tensor) -> dict:
+    low, high = wilson_interval(int(right.sum()), len(right))
+    return {"accuracy": float(right.float().mean()), "low": low, "high": high, "n": len(right)}
+
+
+def rotate(points: torch.Tensor, rotations: np.ndarray) -> torch.Tensor:
+    """`points (M, N, 3)` turned by `rotations (M, 3, 3)` (row vectors: x -> R x)."""
+    return torch.einsum("mij,mnj->mni", torch.as_tensor(rotations, dtype=points.dtype), points)
+
+
+def random_rotations(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform rotations (QR of Gaussian matrices with the sign fix, det +1)."""
+    q, r = np.linalg.qr(rng.standard_normal((count, 3, 3)))
+    q *= np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    q[np.linalg.det(q) < 0, :, 0] *= -1
+    return q
+
+
+def principal_axes(points: torch.Tensor) -> np.ndarray:
+    """`(M, 3, 3)` rotations that turn each cloud's principal axes onto x, y, z (largest variance first)."""
+    centred = points.double() - points.double().mean(1, keepdim=True)
+    _, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # ascending eigenvalues
+    basis = vectors.flip(-1).numpy()  # columns: largest first
+    basis[np.linalg.det(basis) < 0, :, 2] *= -1
+    return basis.transpose(0, 2, 1)
+
+
+def orientation_rows(model, class_embeds, points, labels, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    turned = {"any up axis": ORIENTATIONS[rng.integers(len(ORIENTATIONS), size=len(points))],
+              "SO(3)": random_rotations(len(points), rng)}
+    turned = {"as trained (Y-up)": np.broadcast_to(ORIENTATIONS[0], (len(points), 3, 3)), **turned}
+    rows = {}
+    for name, rotations in turned.items():
+        clouds = rotate(points, rotations)
+        row = {"y": summary(logits_of(model, class_embeds, clouds, 1).argmax(1) == labels)}
+        candidates = [("", clouds)]
+        if name == "SO(3)":
+            candidates.append(("pca+", rotate(clouds, principal_axes(clouds))))
+        for prefix, base in candidates:
+            per_orientation = torch.stack([
+                logits_of(model, class_embeds, rotate(base, np.broadcast_to(o, (len(base), 3, 3))), 1)
+                for o in ORIENTATIONS
+            ], dim=1)  # (M, 24, C)
+            pick = choose_orientation(per_orientation)
+            row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+            if not prefix:
+                up6 = per_orientation[:, ::4]  # yaw 0 of each up direction
+                row["auto-up6"] = summary(up6[torch.arange(len(base)), choose_orientation(up6)].argmax(1) == labels)
+                row["mean24"] = summary(per_orientation.mean(1).argmax(1) == labels)
+        rows[name] = row
+    return rows
+
+
+def domain_rows(model, class_embeds, work: Path, split: str, chains: list[int]) -> dict:
+    sets = {"complete": work / "synthshapes-1024"} | {f"scan: {v}": work / f"scan-{v}" for v in SCAN_VARIANTS}
+    ks = chains if model.config.objective == "dual_denoising" else [None]
+    rows = {}
+    for name, folder in sets.items():
+        points, labels, _ = load_split(folder, split)
+        rows[name] = {f"K={k}" if k else "deterministic": summary(logits_of(model, class_embeds, points, k).argmax(1)
+                                                                   == labels) for k in ks}
+        print(f"    {name}: " + ", ".join(f"{c} {100 * r['accuracy']:.1f}" for c, r in rows[name].items()), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
+    parser.add_argument("--out", type=Path, required=True, help="JSON results (models already there are reused)")
+    parser.add_argument("--study", choices=["orientation", "domains"], required=True)
+    parser.add_argument("--split", choices=["validation", "test"], default="validation")
+    parser.add_argument("--model", action="append", default=None,
+                        help="a shipped model's short name or a folder (repeatable; default: every shipped model)")
+    parser.add_argument("--chains", type=int, nargs="+", default=[1, 4, 8], help="K for Dual Denoising models")
+    args = parser.parse_args()
+
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for name in args.model or list(embedded_models()):
+        if name in results:
+            continue
+        start = time.perf_counter()
+        model, tokenizer = load_model_and_tokenizer(name)
+        print(f"{name}:", flush=True)
+        if args.study == "orientation":
+            points, labels, names = load_split(args.work_dir / "synthshapes-1024", args.split)
+            class_embeds = class_embeddings(model, names, tokenizer)
+            results[name] = orientation_rows(model, class_embeds, points, labels)
+        else:
+            _, _, names = load_split(args.work_dir / "synthshapes-1024", "test")
+            results[name] = domain_rows(model, class_embeddings(model, names, tokenizer), args.work_dir, args.split,
+                                        args.chains)
+        results[name]["seconds"] = time.perf_counter() - start
+        results[name]["split"] = args.split
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for name, rows in results.items():
+        print(f"\n{name} ({rows['split']}, {rows['seconds']:.0f} s)")
+        for row_name, row in rows.items():
+            if isinstance(row, dict):
+                print(f"  {row_name:<20} " + "  ".join(f"{k} {100 * v['accuracy']:.1f} [{100 * v['low']:.0f}, "
+                                                       f"{100 * v['high']:.0f}]" for k, v in row.items()))
+
+
+if __name__ == "__main__":
+    main()
