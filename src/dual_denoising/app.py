@@ -192,7 +192,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
             with gr.Column(scale=1):
                 upload = gr.File(label="shape file", elem_id="upload")
                 sample = gr.Dropdown(list(gallery), value=None, label="or a sample", elem_id="sample")
-                up_axis = gr.Radio(list(UP_AXES), value="y", label="up axis of the file")
+                up_axis = gr.Radio([a for a in UP_AXES if a != "auto"], value="y", label="up axis of the file")
                 labels = gr.Textbox(default_labels, label="candidate labels (comma-separated)", lines=3)
                 which = gr.Radio(choices, value=choices[-1], label="model")
                 with gr.Row():

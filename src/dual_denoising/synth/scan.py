@@ -37,7 +37,7 @@ from ..data import save_triples, triples_features
 from .classes import GENERATORS
 from .primitives import GENERATOR_VERSION
 from .render import contact_sheet, first_hits, look_at_rotation, project, render_points
-from .synthshapes import _shape_streams, check_class_list, split_sizes
+from .synthshapes import _shape_streams, check_class_list, check_output, split_sizes
 
 SCAN_VARIANTS = {"object": "OBJ_ONLY", "background": "OBJ_BG", "perturbed": "PB_T50_RS"}  # ours -> ScanObjectNN's
 DEPTH_NOISE = 0.005  # relative depth noise (sigma / depth)
@@ -284,12 +284,7 @@ def save_synthshapes_scan(
 ) -> tuple[Path, dict]:
     """Generate SynthShapes-Scan (`build_synthshapes_scan`) and write it with `save_triples`; with `preview`, also a
     contact sheet PNG of the scans (`scan_preview_sheet`)."""
-    out_dir = Path(out_dir)
-    data_dir = out_dir / "data"
-    if data_dir.exists() and any(data_dir.iterdir()) and not overwrite:  # fail before generating, not after
-        raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
-    if preview is not None and Path(preview).suffix.lower() != ".png":
-        raise ValueError(f"the preview must be a .png file; got {preview}")
+    out_dir = check_output(out_dir, overwrite, preview)
     dataset, metadata = build_synthshapes_scan(variant, shapes_per_class, seed, num_points, classes, test_fraction,
                                                progress=progress)
     save_triples(dataset, out_dir, metadata, overwrite=overwrite)

@@ -242,6 +242,18 @@ def preview_sheet(
     return contact_sheet(rows, panels=2 if len(rows) > 12 else 1)
 
 
+def check_output(out_dir: str | Path, overwrite: bool, preview: str | Path | None) -> Path:
+    """Fail before generating, not after: an output folder that holds a dataset needs `overwrite`; a preview is a
+    .png file."""
+    out_dir = Path(out_dir)
+    data_dir = out_dir / "data"
+    if data_dir.exists() and any(data_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
+    if preview is not None and Path(preview).suffix.lower() != ".png":
+        raise ValueError(f"the preview must be a .png file; got {preview}")
+    return out_dir
+
+
 def save_synthshapes(
     out_dir: str | Path,
     shapes_per_class: int,
@@ -258,12 +270,7 @@ def save_synthshapes(
 ) -> tuple[Path, dict]:
     """Generate SynthShapes (see `build_synthshapes`) and write it with `dual_denoising.data.save_triples`; with
     `preview`, also write a contact sheet PNG there. Returns the folder and the metadata written."""
-    out_dir = Path(out_dir)
-    data_dir = out_dir / "data"
-    if data_dir.exists() and any(data_dir.iterdir()) and not overwrite:  # fail before generating, not after
-        raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
-    if preview is not None and Path(preview).suffix.lower() != ".png":
-        raise ValueError(f"the preview must be a .png file; got {preview}")
+    out_dir = check_output(out_dir, overwrite, preview)
     dataset, metadata = build_synthshapes(
         shapes_per_class, views, seed, num_points=num_points, image_size=image_size, classes=classes,
         test_fraction=test_fraction, unseen_classes=unseen_classes, progress=progress,
