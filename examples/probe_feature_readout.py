@@ -42,8 +42,11 @@ from transformers import AutoTokenizer  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
-from dual_denoising.evaluation import class_embeddings  # noqa: E402
+from dual_denoising.evaluation import class_embeddings, prepare_points  # noqa: E402
+from dual_denoising.pipeline_dual_denoising import ORIENTATIONS  # noqa: E402
 from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
+
+ORIENTATIONS_T = torch.as_tensor(ORIENTATIONS, dtype=torch.float32)  # the 24 axis-aligned rotations (--augment)
 
 VARIANTS = ("contrastive", "regression", "dual_denoising", "tau_max", "tau_max_zero_input", "tau_max_clean_points",
             "frozen_contrastive")
@@ -86,6 +89,16 @@ def main() -> None:
     parser.add_argument("--validation-per-class", type=int, default=16)
     parser.add_argument("--out", type=Path, help="write the curve and the final numbers here (JSON)")
     parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this trained model (a from_pretrained folder) instead of a fresh one")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, 40 warmup updates, cosine)")
+    parser.add_argument("--mix-scans", type=Path, nargs="*", default=[],
+                        help="SynthShapes-Scan folders of the same shapes (make-synthetic --scan VARIANT): each "
+                        "training cloud is replaced by one of its scans with probability --scan-prob (same targets)")
+    parser.add_argument("--scan-prob", type=float, default=0.6)
+    parser.add_argument("--augment", choices=["none", "orientations"], default="none",
+                        help="orientations: turn every training cloud by one of the 24 axis-aligned rotations "
+                        "(uniform, per cloud and update), so the model learns to read any up axis")
     parser.add_argument("--save", type=Path, help="save the trained model here (a from_pretrained folder) and keep a "
                         "resumable state in it every 200 updates while training")
     args = parser.parse_args()
@@ -103,17 +116,31 @@ def main() -> None:
     else:
         scored = load_triples(data, split="test").shuffle(seed=0).select(range(256)).with_format("numpy")
     points = normalize_to_unit_sphere(torch.as_tensor(np.stack(train["points"])).float())
+    scans = []  # (V, M, 1024, 3): the same training shapes, scanned (row for row)
+    for folder in args.mix_scans:
+        scan_train = load_triples(folder, split="train").with_format("numpy")
+        if args.eval_split == "validation":
+            scan_train = scan_train.select(np.setdiff1d(np.arange(len(scan_train)), held_out).tolist())
+        if list(scan_train["shape_id"]) != list(train["shape_id"]):
+            raise SystemExit(f"{folder} does not hold the same training shapes in the same order")
+        scans.append(prepare_points(list(scan_train["points"]), points.shape[1]))
+    scans = torch.stack(scans) if scans else None
     targets = torch.as_tensor(np.stack(train[f"{args.feature_target}_embeds"])).float()
     test_points = normalize_to_unit_sphere(torch.as_tensor(np.stack(scored["points"])).float())
     test_labels = torch.as_tensor(np.asarray(scored["label"]))
     test = scored
 
     overrides = {"feature_target": args.feature_target, **args.overrides}
-    model = build(args.variant, teacher, args.work_dir, overrides)
+    if args.init is not None:  # continue from a trained model (its config; --overrides do not apply)
+        model = DualDenoisingModel.from_pretrained(args.init)
+        if model.config.objective != ("dual_denoising" if args.variant == "dual_denoising" else "contrastive"):
+            raise SystemExit(f"--init {args.init} is a {model.config.objective} model; --variant {args.variant} differs")
+    else:
+        model = build(args.variant, teacher, args.work_dir, overrides)
     with torch.no_grad():
         class_embeds = class_embeddings(model, test.features["label"].names, AutoTokenizer.from_pretrained(teacher))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 40) * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
     generator = torch.Generator().manual_seed(args.seed)
@@ -142,12 +169,20 @@ def main() -> None:
     model.train()
     for step in range(first, args.steps + 1):
         batch = torch.randint(0, len(points), (32,), generator=generator)
+        clouds = points[batch]
+        if scans is not None:  # scan-style training: some clouds become one of their scans
+            use = torch.rand(len(batch), generator=generator) < args.scan_prob
+            variant = torch.randint(0, len(scans), (len(batch),), generator=generator)
+            clouds = torch.where(use[:, None, None], scans[variant, batch], clouds)
+        if args.augment == "orientations":
+            turn = ORIENTATIONS_T[torch.randint(0, len(ORIENTATIONS_T), (len(batch),), generator=generator)]
+            clouds = torch.einsum("bij,bnj->bni", turn, clouds)
         if args.variant == "regression":
-            predicted = model._pool_and_project(model.encode(points[batch])[-1]).float()
+            predicted = model._pool_and_project(model.encode(clouds)[-1]).float()
             target = model.config.embed_dim ** 0.5 * F.normalize(targets[batch][:, 0], dim=-1)
             out = SimpleNamespace(loss=F.mse_loss(predicted, target))
         else:
-            out = model(points=points[batch], generator=generator, **{f"{args.feature_target}_embeds": targets[batch]})
+            out = model(points=clouds, generator=generator, **{f"{args.feature_target}_embeds": targets[batch]})
         optimizer.zero_grad()
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

@@ -141,6 +141,20 @@ def crop_box(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, yaw: float = 0.
     return (np.abs(x) <= half[0]) & (np.abs(local[:, 1]) <= half[1]) & (np.abs(z) <= half[2])
 
 
+def _crop(lo: np.ndarray, hi: np.ndarray, variant: str, rng: np.random.Generator):
+    """The crop box `(box_lo, box_hi, yaw)` of the `background` and `perturbed` variants for an object box `[lo, hi]`."""
+    margin = BOX_MARGIN * (hi - lo)
+    box_lo, box_hi, yaw = lo - margin, hi + margin, 0.0
+    box_lo[1] = lo[1] - 0.02 * (hi - lo)[1]  # the floor's returns just under the object are inside
+    if variant == "perturbed":
+        size, scale = box_hi - box_lo, rng.uniform(0.8, 1.2)
+        shift = rng.uniform(-0.25, 0.25, 3) * size * [1.0, 0.0, 1.0]
+        centre = (box_lo + box_hi) / 2.0 + shift
+        box_lo, box_hi = centre - scale * size / 2.0, centre + scale * size / 2.0
+        yaw = math.radians(rng.uniform(-45.0, 45.0))
+    return box_lo, box_hi, yaw
+
+
 def scan_points(
     mesh: trimesh.Trimesh,
     variant: str,
@@ -168,20 +182,15 @@ def scan_points(
     for image_size in (160, 240, 360):  # a thin object seen from the side covers few pixels: look closer
         points, face_id = depth_scan(scene_v, scene_f, azimuth, elevation, rng, image_size=image_size, frame=frame)
         if variant != "object":
-            margin = BOX_MARGIN * (hi - lo)
-            box_lo, box_hi, yaw = lo - margin, hi + margin, 0.0
-            box_lo[1] = lo[1] - 0.02 * (hi - lo)[1]  # the floor's returns just under the object are inside
-            if variant == "perturbed":
-                size, scale = box_hi - box_lo, rng.uniform(0.8, 1.2)
-                shift = rng.uniform(-0.25, 0.25, 3) * size * [1.0, 0.0, 1.0]
-                centre = (box_lo + box_hi) / 2.0 + shift
-                box_lo, box_hi = centre - scale * size / 2.0, centre + scale * size / 2.0
-                yaw = math.radians(rng.uniform(-45.0, 45.0))
-            inside = crop_box(points, box_lo, box_hi, yaw)
+            seen = int((face_id < object_faces).sum())
+            for _ in range(10):  # a perturbed box that cuts away nearly all of the object is drawn again
+                inside = crop_box(points, *_crop(lo, hi, variant, rng))
+                if (face_id[inside] < object_faces).sum() >= 0.1 * seen:
+                    break
             points, face_id = points[inside], face_id[inside]
         if len(points) >= num_points:
             break
-    if len(points) == 0:
+    if not (face_id < object_faces).any():
         raise ValueError("the scan saw nothing of the object")
     choice = rng.choice(len(points), num_points, replace=len(points) < num_points)
     return points[choice], face_id[choice] < object_faces
