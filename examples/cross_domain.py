@@ -12,7 +12,8 @@ the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --ou
                       by a uniformly random rotation ("SO(3)"), then classified under every rule that could undo it:
                       `y` (nothing: the models read Y-up), `auto` (the 24 orientations, keep the most confident, the
                       pipeline's `up_axis="auto"`), `auto-up6` (the 6 up directions only), `mean24` (logits averaged
-                      over the 24), and `pca+auto` (principal axes first, then `auto`, for the SO(3) set). The rules
+                      over the 24), `energy` / `min-entropy` / `margin` (other confidence scores than the top
+                      probability), and `pca+auto` (principal axes first, then `auto`, for the SO(3) set). The rules
                       are compared on --split validation (the last 16 training shapes of every class, which the
                       shipped models never trained on); the chosen one is then reported on the test split.
 --study domains       complete clouds (the test split) against the three scan variants, K in --chains for Dual
@@ -117,6 +118,12 @@ def orientation_rows(model, class_embeds, points, labels, seed: int = 0) -> dict
                 up6 = per_orientation[:, ::4]  # yaw 0 of each up direction
                 row["auto-up6"] = summary(up6[torch.arange(len(base)), choose_orientation(up6)].argmax(1) == labels)
                 row["mean24"] = summary(per_orientation.mean(1).argmax(1) == labels)
+                top2 = per_orientation.topk(2, dim=-1).values
+                entropy = -(per_orientation.softmax(-1) * per_orientation.log_softmax(-1)).sum(-1)
+                for rule, pick in (("energy", per_orientation.logsumexp(-1).argmax(-1)),
+                                   ("min-entropy", entropy.argmin(-1)),
+                                   ("margin", (top2[..., 0] - top2[..., 1]).argmax(-1))):
+                    row[rule] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
         rows[name] = row
     return rows
 
