@@ -56,6 +56,14 @@ def look_at_rotation(azimuth: float, elevation: float) -> np.ndarray:
     return np.stack([right, up, -forward])
 
 
+def frame_camera(radius: float, image_size: int, fill: float = 0.92, distance: float = 2.8) -> tuple[float, float]:
+    """`(camera_distance, focal)` of a perspective camera `distance` bounding-sphere radii away whose view of the
+    sphere spans `fill` of an `image_size`-pixel image (the framing of every view the renderer makes)."""
+    camera_distance = distance * radius
+    tan_half = radius / math.sqrt(camera_distance**2 - radius**2)
+    return camera_distance, fill * (image_size / 2.0) / tan_half
+
+
 def project(vertices: np.ndarray, rotation: np.ndarray, camera_distance: float, focal: float, image_size: int):
     """Camera coordinates `(V, 3)`, depths `(V,)` and pixel coordinates `px, py (V,)` of world `vertices`."""
     cam = vertices @ rotation.T
@@ -210,10 +218,8 @@ def render_mesh(
     centre = (vertices.min(0) + vertices.max(0)) / 2.0
     vertices = vertices - centre
     radius = float(np.linalg.norm(vertices, axis=1).max()) or 1.0
-    camera_distance = distance * radius
     size = image_size * supersample
-    tan_half = radius / math.sqrt(camera_distance**2 - radius**2)
-    focal = fill * (size / 2.0) / tan_half
+    camera_distance, focal = frame_camera(radius, size, fill, distance)
     image = rasterize(
         vertices,
         faces,
@@ -249,8 +255,7 @@ def render_points(
         raise ValueError(f"points must be a non-empty (N, 3) array; got shape {points.shape}")
     centre = (points.min(0) + points.max(0)) / 2.0
     radius = float(np.linalg.norm(points - centre, axis=1).max()) or 1.0
-    camera_distance = distance * radius
-    focal = 0.92 * (image_size / 2.0) / (radius / math.sqrt(camera_distance**2 - radius**2))
+    camera_distance, focal = frame_camera(radius, image_size, distance=distance)
     _, depth, px, py = project(points - centre, look_at_rotation(azimuth, elevation), camera_distance, focal,
                                image_size)
     order = np.argsort(-depth)  # far first: nearer dots are written last

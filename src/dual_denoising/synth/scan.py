@@ -24,7 +24,6 @@ reads them, so floor and clutter points also move the centre and the scale, as t
 from __future__ import annotations
 
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,8 @@ from tqdm.auto import tqdm
 from ..data import save_triples, triples_features
 from .classes import GENERATORS
 from .primitives import GENERATOR_VERSION
-from .render import contact_sheet, first_hits, look_at_rotation, project, render_points
-from .synthshapes import _shape_streams, check_class_list, check_output, split_sizes
+from .render import contact_sheet, first_hits, frame_camera, look_at_rotation, project, render_points
+from .synthshapes import _shape_streams, check_class_list, check_output, shape_seed, split_sizes
 
 SCAN_VARIANTS = {"object": "OBJ_ONLY", "background": "OBJ_BG", "perturbed": "PB_T50_RS"}  # ours -> ScanObjectNN's
 DEPTH_NOISE = 0.005  # relative depth noise (sigma / depth)
@@ -74,9 +73,7 @@ def depth_scan(
         radius = float(np.linalg.norm(vertices - centre, axis=1).max()) or 1.0
     else:
         centre, radius = np.asarray(frame[0], dtype=np.float64), float(frame[1])
-    camera_distance = distance * radius
-    tan_half = radius / math.sqrt(camera_distance**2 - radius**2)
-    focal = fill * (image_size / 2.0) / tan_half
+    camera_distance, focal = frame_camera(radius, image_size, fill, distance)
     rotation = look_at_rotation(azimuth, elevation)
     _, depth, px, py = project(vertices - centre, rotation, camera_distance, focal, image_size)
     pixel, face_id, inv_depth = first_hits(px, py, depth, faces, image_size)
@@ -211,8 +208,7 @@ def scan_shape(class_name: str, index: int, seed: int, variant: str, classes: li
     where `is_object (num_points,)` tells the object's returns from the floor's and the clutter's. The viewpoint is
     the same for every variant of a shape."""
     mesh = GENERATORS[class_name](_shape_streams(class_name, index, seed)[0])[0]
-    key = zlib.crc32(class_name.encode("utf-8"))
-    view_rng, clutter_rng = (np.random.default_rng(c) for c in np.random.SeedSequence([seed, key, index, 7]).spawn(2))
+    view_rng, clutter_rng = (np.random.default_rng(c) for c in shape_seed(class_name, index, seed, 7).spawn(2))
     neighbours = None if variant == "object" else scan_neighbours(class_name, classes, clutter_rng)
     return scan_points(mesh, variant, view_rng, num_points, neighbours)
 

@@ -64,11 +64,15 @@ def sample_points(
     return normalize_points(points) if normalize else points
 
 
+def shape_seed(class_name: str, index: int, seed: int, *purpose: int) -> np.random.SeedSequence:
+    """The seed of one shape, a pure function of its identity (and of a `purpose` tag for streams added later, such
+    as the scans, so that adding one changes no existing stream)."""
+    return np.random.SeedSequence([int(seed), zlib.crc32(class_name.encode("utf-8")), int(index), *purpose])
+
+
 def _shape_streams(class_name: str, index: int, seed: int) -> list[np.random.Generator]:
     """Independent generators for (mesh, points, views, captions) of one shape: a pure function of its identity."""
-    key = zlib.crc32(class_name.encode("utf-8"))
-    children = np.random.SeedSequence([int(seed), key, int(index)]).spawn(4)
-    return [np.random.default_rng(child) for child in children]
+    return [np.random.default_rng(child) for child in shape_seed(class_name, index, seed).spawn(4)]
 
 
 def generate_mesh(class_name: str, index: int = 0, seed: int = 0) -> tuple[trimesh.Trimesh, dict]:
