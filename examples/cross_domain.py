@@ -10,10 +10,13 @@ the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --ou
 
 --study orientation   each cloud turned by one of the 24 axis-aligned rotations (seeded per cloud; "any up axis"), or
                       by a uniformly random rotation ("SO(3)"), then classified under every rule that could undo it:
-                      `y` (nothing: the models read Y-up), `auto` (the 24 orientations, keep the most confident, the
-                      pipeline's `up_axis="auto"`), `auto-up6` (the 6 up directions only), `mean24` (logits averaged
-                      over the 24), `energy` / `min-entropy` / `margin` (other confidence scores than the top
-                      probability), and `pca+auto` (principal axes first, then `auto`, for the SO(3) set). The rules
+                      `y` (nothing: the models read Y-up), `auto` (the pipeline's `up_axis="auto"`: the 24
+                      orientations, one kept by `choose_orientation`), `most confident` (that rule without the
+                      orientation head), and for a model with a head `head only` (its most likely turn) and `head
+                      mixture` (class probabilities averaged over the turns, weighted by the head); `auto-up6` (the
+                      6 up directions only), `mean24` (logits averaged over the 24), `energy` / `min-entropy` /
+                      `margin` (other confidence scores than the top probability), and `pca+...` (principal axes
+                      first, for the SO(3) set). --sets picks the sets (each costs 24 passes per cloud). The rules
                       are compared on --split validation (the last 16 training shapes of every class, which the
                       shipped models never trained on); the chosen one is then reported on the test split.
 --study domains       complete clouds (the test split) against the three scan variants, K in --chains for Dual
@@ -41,8 +44,8 @@ from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
     embedded_models,
     load_model_and_tokenizer,
 )
+from dual_denoising.training.recipes import validation_indices  # noqa: E402
 
-VALIDATION_PER_CLASS = 16  # as examples/probe_feature_readout.py: the shipped models never trained on these
 SCAN_VARIANTS = ("object", "background", "perturbed")
 
 
@@ -51,7 +54,7 @@ def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, li
     data = load_triples(folder, split="train" if split == "validation" else split).with_format("numpy")
     labels = np.asarray(data["label"])
     if split == "validation":
-        keep = np.concatenate([np.flatnonzero(labels == c)[-VALIDATION_PER_CLASS:] for c in np.unique(labels)])
+        keep = validation_indices(labels)
         data, labels = data.select(keep.tolist()), labels[keep]
     return prepare_points(list(data["points"]), 1024), torch.as_tensor(labels), data.features["label"].names
 
@@ -95,13 +98,18 @@ def principal_axes(points: torch.Tensor) -> np.ndarray:
     return basis.transpose(0, 2, 1)
 
 
-def orientation_rows(model, class_embeds, points, labels, seed: int = 0) -> dict:
+ORIENTATION_SETS = ("as trained (Y-up)", "any up axis", "SO(3)")
+
+
+def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     turned = {"any up axis": ORIENTATIONS[rng.integers(len(ORIENTATIONS), size=len(points))],
               "SO(3)": random_rotations(len(points), rng)}
     turned = {"as trained (Y-up)": np.broadcast_to(ORIENTATIONS[0], (len(points), 3, 3)), **turned}
     rows = {}
     for name, rotations in turned.items():
+        if name not in sets:
+            continue
         clouds = rotate(points, rotations)
         row = {"y": summary(logits_of(model, class_embeds, clouds, 1).argmax(1) == labels)}
         candidates = [("", clouds)]
@@ -112,8 +120,20 @@ def orientation_rows(model, class_embeds, points, labels, seed: int = 0) -> dict
                 logits_of(model, class_embeds, rotate(base, np.broadcast_to(o, (len(base), 3, 3))), 1)
                 for o in ORIENTATIONS
             ], dim=1)  # (M, 24, C)
-            pick = choose_orientation(per_orientation)
-            row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+            pick = choose_orientation(per_orientation)  # without the head: the most confident
+            row[prefix + "most confident"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+            if model.orientation_head is not None:  # the learned turn (examples/fit_orientation_head.py)
+                with torch.no_grad():
+                    turn = torch.cat([model.get_orientation_logits(chunk) for chunk in base.split(128)])
+                weight = model.config.orientation_confidence_weight
+                mixture = (turn.log_softmax(-1)[..., None] + per_orientation.log_softmax(-1)).logsumexp(1)
+                pick = choose_orientation(per_orientation, turn, weight)  # the pipeline's rule with a head
+                for rule, scores in (("auto", per_orientation[torch.arange(len(base)), pick]),
+                                     ("head only", per_orientation[torch.arange(len(base)), turn.argmax(-1)]),
+                                     ("head mixture", mixture)):
+                    row[prefix + rule] = summary(scores.argmax(1) == labels)
+            else:  # the pipeline's rule without a head
+                row[prefix + "auto"] = row[prefix + "most confident"]
             if not prefix:
                 up6 = per_orientation[:, ::4]  # yaw 0 of each up direction
                 row["auto-up6"] = summary(up6[torch.arange(len(base)), choose_orientation(up6)].argmax(1) == labels)
@@ -149,6 +169,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=None,
                         help="a shipped model's short name or a folder (repeatable; default: every shipped model)")
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 4, 8], help="K for Dual Denoising models")
+    parser.add_argument("--sets", nargs="+", choices=ORIENTATION_SETS, default=list(ORIENTATION_SETS),
+                        help="the orientation study's sets (each costs 24 passes per cloud, SO(3) 48)")
     args = parser.parse_args()
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -161,7 +183,7 @@ def main() -> None:
         if args.study == "orientation":
             points, labels, names = load_split(args.work_dir / "synthshapes-1024", args.split)
             class_embeds = class_embeddings(model, names, tokenizer)
-            results[name] = orientation_rows(model, class_embeds, points, labels)
+            results[name] = orientation_rows(model, class_embeds, points, labels, args.sets)
         else:
             _, _, names = load_split(args.work_dir / "synthshapes-1024", "test")
             results[name] = domain_rows(model, class_embeddings(model, names, tokenizer), args.work_dir, args.split,

@@ -45,6 +45,7 @@ from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, prepare_points  # noqa: E402
 from dual_denoising.pipeline_dual_denoising import ORIENTATIONS  # noqa: E402
 from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
+from dual_denoising.training.recipes import VALIDATION_PER_CLASS, validation_indices  # noqa: E402
 
 ORIENTATIONS_T = torch.as_tensor(ORIENTATIONS, dtype=torch.float32)  # the 24 axis-aligned rotations (--augment)
 
@@ -86,7 +87,7 @@ def main() -> None:
                         help="what the model aligns with: the teacher's image (view) or text (caption) embeddings")
     parser.add_argument("--overrides", type=json.loads, default={}, help="JSON of config fields to set")
     parser.add_argument("--eval-split", choices=["validation", "test"], default="validation")
-    parser.add_argument("--validation-per-class", type=int, default=16)
+    parser.add_argument("--validation-per-class", type=int, default=VALIDATION_PER_CLASS)
     parser.add_argument("--out", type=Path, help="write the curve and the final numbers here (JSON)")
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--init", type=Path, default=None,
@@ -109,7 +110,7 @@ def main() -> None:
     train = load_triples(data, split="train").with_format("numpy")
     labels = np.asarray(train["label"])
     # validation: the last shapes of every class in the training split, never trained on
-    held_out = np.concatenate([np.flatnonzero(labels == c)[-args.validation_per_class:] for c in np.unique(labels)])
+    held_out = validation_indices(labels, args.validation_per_class)
     if args.eval_split == "validation":
         scored = train.select(np.random.default_rng(0).permutation(held_out)[:256].tolist())
         train = train.select(np.setdiff1d(np.arange(len(train)), held_out).tolist())

@@ -5,8 +5,9 @@ tables for issues 13 and 19).
         --model "ULIP baseline=outputs/world/runs/contrastive_800" \
         --model "Dual Denoising=outputs/world/runs/dd_800" --robust-samples 128 --eps 0.01 0.02 --eot 4
 
-For every model: clean top-1 on the whole test split, and on a seeded subset of --robust-samples test shapes (the same
-for every model) PGD-Linf at each --eps:
+For every model: clean top-1 on the whole test split (or, with --split validation, on the validation split settings are
+chosen on), and on a seeded subset of --robust-samples of those shapes (the same for every model) PGD-Linf at each
+--eps:
   adaptive     gradients through the whole inference chain (encoder, K chains, S DDIM steps), EOT over --eot noise
                draws per step, scored with a fresh draw: the headline;
   fixed        fixed randomness: one noise draw, the same at attack and at test time (a white-box attack on a
@@ -36,6 +37,7 @@ from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, wilson_interval  # noqa: E402
 from dual_denoising.evaluation.attacks import PGDLinf, ZeroShotClassifier  # noqa: E402
 from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
+from dual_denoising.training.recipes import validation_indices  # noqa: E402
 
 
 class FixedRandomnessClassifier(ZeroShotClassifier):
@@ -89,6 +91,8 @@ def evaluate_model(model_dir: Path, points, labels, names, args) -> dict:
         feature_kwargs.update(num_noise_samples=args.chains, inference_point_noise_level=args.smoothing_level)
     if args.purification_rounds > 0:
         feature_kwargs["purification_rounds"] = args.purification_rounds
+        if args.purification_level is not None:
+            feature_kwargs["purification_noise_level"] = args.purification_level
     with torch.no_grad():
         class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(model_dir))
     classifier = ZeroShotClassifier(model, class_embeds, stochastic=stochastic, **feature_kwargs)
@@ -129,7 +133,7 @@ def pct(cell: dict | None) -> str:
 
 
 def markdown(rows: dict, eps: list[float]) -> str:
-    head = "| model | clean top-1, test | " + " | ".join(f"PGD-Linf {e}: adaptive / fixed / long" for e in eps)
+    head = "| model | clean top-1 | " + " | ".join(f"PGD-Linf {e}: adaptive / fixed / long" for e in eps)
     lines = [head + " | ms / cloud |", "|---|---:|" + "---:|" * len(eps) + "---:|"]
     for name, row in rows.items():
         cells = []
@@ -160,10 +164,17 @@ def main() -> None:
                         help="randomized smoothing: point noise at this level t_in, --chains noisy copies")
     parser.add_argument("--purification-rounds", type=int, default=0,
                         help="PointDAE purification rounds before encoding (Dual Denoising models)")
+    parser.add_argument("--purification-level", type=int, default=None,
+                        help="the point-noise level t of each purification round (default: the model's config)")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="validation: the last 16 training shapes of every class (for choosing settings)")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    test = load_triples(args.work_dir / "synthshapes-1024", split="test").with_format("numpy")
+    test = load_triples(args.work_dir / "synthshapes-1024", split="train" if args.split == "validation" else "test")
+    if args.split == "validation":
+        test = test.select(validation_indices(test["label"]).tolist())
+    test = test.with_format("numpy")
     points = normalize_to_unit_sphere(torch.as_tensor(np.stack(test["points"])).float())
     labels = torch.as_tensor(np.asarray(test["label"]))
     names = test.features["label"].names

@@ -247,6 +247,35 @@ def test_orientations_are_the_24_axis_aligned_rotations():
     assert choose_orientation(logits).tolist() == [1]
 
 
+def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, clouds):
+    """A head that always answers turn k: "auto" must give exactly what the cloud turned by ORIENTATIONS[k] gives."""
+    from dual_denoising.pipeline_dual_denoising import ORIENTATIONS
+
+    model = DualDenoisingModel.from_pretrained(saved_model)
+    model.config.orientation_head = True
+    model.orientation_head = type(model)(model.config).orientation_head
+    k = 9
+    with torch.no_grad():
+        last = model.orientation_head.mlp[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[k] = 100.0  # far beyond what the classifier's confidence can outweigh
+    model.save_pretrained(tmp_path / "with-head")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "with-head" / name).write_bytes((saved_model / name).read_bytes())
+    classifier = pipeline(TASK, model=str(tmp_path / "with-head"))
+    cloud = clouds[0].astype(np.float64)
+    labels = ["chair", "table", "lamp"]
+    auto = classifier(cloud, candidate_labels=labels, up_axis="auto")
+    turned = classifier(cloud @ ORIENTATIONS[k].T, candidate_labels=labels, up_axis="y")
+    assert [r["label"] for r in auto] == [r["label"] for r in turned]
+    np.testing.assert_allclose([r["score"] for r in auto], [r["score"] for r in turned], rtol=1e-5)
+    # a model with a head finds the up axis by default; one without reads the cloud as Y-up
+    assert classifier(cloud, candidate_labels=labels) == auto
+    plain = pipeline(TASK, model=str(saved_model))
+    assert plain(cloud, candidate_labels=labels) == plain(cloud, candidate_labels=labels, up_axis="y")
+
+
 def test_up_axis_auto_undoes_axis_aligned_turns():
     from transformers import pipeline as make_pipeline
 

@@ -66,10 +66,11 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="S, DDIM steps per chain (Dual Denoising models only; default: the model's config)")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="clouds per forward pass: larger is faster and takes more memory")
-    parser.add_argument("--up-axis", choices=UP_AXES, default="y",
+    parser.add_argument("--up-axis", choices=UP_AXES, default=None,
                         help="the axis that points up in the files: y (the models' convention), z (trimesh, most CAD "
-                        "tools and scanners) or x; clouds are turned Y-up. auto (classify only): try the 24 "
-                        "axis-aligned orientations, keep the most confident (24 times the cost)")
+                        "tools and scanners) or x; clouds are turned Y-up. auto (classify only): find it, from the "
+                        "24 axis-aligned orientations (about 25 times the cost). Default: classify auto for a model "
+                        "with an orientation head (the shipped default), else y; embed y")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
                         "is not a terminal)")
 
@@ -143,6 +144,12 @@ def add_evaluate_command(subparsers) -> None:
                         help="noise draws averaged per attack gradient for stochastic models (default: 4)")
     parser.add_argument("--num-noise-samples", type=int, default=None, metavar="K", help="default: the model's")
     parser.add_argument("--num-inference-steps", type=int, default=None, metavar="S", help="default: the model's")
+    parser.add_argument("--inference-point-noise-level", type=int, default=None, metavar="T_IN",
+                        help="randomized smoothing: K noisy copies at point-noise level T_IN > 0, either objective "
+                        "(default: the model's)")
+    parser.add_argument("--purification-rounds", type=int, default=None, metavar="R",
+                        help="PointDAE purification rounds before encoding, Dual Denoising models (default: the "
+                        "model's)")
     parser.add_argument("--linf-eps-sweep", type=float_list, default=float_list(DEFAULT_EPS_SWEEP), metavar="E1,E2",
                         help=f"PGD-Linf radii for the accuracy-against-epsilon plot (default: {DEFAULT_EPS_SWEEP})")
     parser.add_argument("--defense", choices=["none", *DEFENSES], default="none",

@@ -123,6 +123,12 @@ class DualDenoisingConfig(PreTrainedConfig):
         purification_rounds: R; > 0 purifies the input R times with PointDAE before encoding it (add point noise at
             `purification_noise_level`, keep the decoder's clean patches; `DualDenoisingModel.purify_points`).
         purification_noise_level: the point-noise level t of each purification round.
+        orientation_head: carry a small head that predicts which of the 24 axis-aligned rotations turns a cloud
+            upright (`DualDenoisingModel.get_orientation_logits`); it is fitted after pretraining on the frozen encoder
+            (`training.fit_orientation_head`) and read by `up_axis="auto"` (docs/design.md, "orientation").
+        orientation_confidence_weight: w of the rule `up_axis="auto"` applies with a head: of the 24 orientations o
+            keep the one maximising `log p_head(o | x) + w * log max_c softmax(logits of the cloud turned by o)`
+            (chosen on validation clouds by `examples/fit_orientation_head.py`).
         mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
         reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
         feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).
@@ -169,6 +175,8 @@ class DualDenoisingConfig(PreTrainedConfig):
     inference_point_noise_level: int = 0
     purification_rounds: int = 0
     purification_noise_level: int = 250
+    orientation_head: bool = False
+    orientation_confidence_weight: float | int = 8.0
     mask_ratio: float | int = 0.0
     reconstruction_loss: str = "chamfer_l2"
     feature_num_train_timesteps: int = 1000

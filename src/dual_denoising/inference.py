@@ -30,6 +30,7 @@ from .modeling_dual_denoising import DualDenoisingModel
 from .pipeline_dual_denoising import (
     EMBEDDED_MODEL,
     TASK,
+    default_up_axis,
     embedded_models,
     load_model_and_tokenizer,
     prepare_point_cloud,
@@ -150,9 +151,10 @@ def run_classify(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: the model has no {missing}, so the labels cannot be embedded; save the "
                          "teacher's tokenizer and text tower with it (DualDenoisingModel.from_teacher does)")
     config = model.config.point_config
+    up_axis = args.up_axis or default_up_axis(model)
     clouds = [  # model-ready, so that a cloud the model cannot take is named by its file
         prepare_point_cloud(c, config.num_points, max(config.group_size, config.num_groups), config.in_channels,
-                            source=str(p), up_axis="y" if args.up_axis == "auto" else args.up_axis)
+                            source=str(p), up_axis="y" if up_axis == "auto" else up_axis)
         for p, c in zip(paths, clouds)
     ]
     classifier = pipeline(TASK, model=model, tokenizer=tokenizer)
@@ -164,7 +166,7 @@ def run_classify(args: argparse.Namespace) -> int:
         chunk = clouds[start : start + args.batch_size]
         results += classifier(chunk, candidate_labels=labels, num_noise_samples=args.num_noise_samples,
                               num_inference_steps=args.num_inference_steps, batch_size=args.batch_size,
-                              up_axis="auto" if args.up_axis == "auto" else "y")
+                              up_axis="auto" if up_axis == "auto" else "y")
         bar.update(len(chunk))
     bar.close()
     top = [result[: args.top_k] for result in results]
@@ -184,6 +186,7 @@ def run_embed(args: argparse.Namespace) -> int:
     if args.up_axis == "auto":
         raise ValueError("--up-axis auto keeps the orientation the classification is surest of, and embed has no "
                          "labels to classify with; give the files' up axis (y, z or x)")
+    args.up_axis = args.up_axis or "y"  # embed's default: the models' convention
     args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
     out = Path(args.out)
     if out.suffix not in (".npy", ".parquet"):

@@ -259,6 +259,31 @@ class DualDenoisingPointDecoder(nn.Module):
         return self.head(self.norm(tokens)).reshape(batch_size, num_groups, -1, 3)  # (B, G, k, 3)
 
 
+# The 24 proper rotations that map axes to axes (`pipeline_dual_denoising.ORIENTATIONS`, index 0 the identity).
+NUM_ORIENTATIONS = 24
+
+
+class DualDenoisingOrientationHead(nn.Module):
+    """Which of the 24 axis-aligned rotations turns a cloud upright: every encoder block's states `(B, 1 + G, W)` ->
+    LayerNorm (no parameters, so fitting can cache the pooled features) -> `[CLS ; max ; mean]`, concatenated over the
+    L blocks `(B, 3 W L)` -> MLP (2W hidden) -> `(B, 24)`. Fitted on the frozen encoder after pretraining
+    (`training.fit_orientation_head`); `up_axis="auto"` reads it."""
+
+    def __init__(self, config: DualDenoisingPointConfig):
+        super().__init__()
+        width = config.hidden_size
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(3 * width * config.num_hidden_layers, 2 * width), nn.GELU(),
+                                 nn.Linear(2 * width, NUM_ORIENTATIONS))
+
+    def pool(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        normed = [self.norm(hidden) for hidden in hidden_states]
+        return torch.cat([p for h in normed for p in (h[:, 0], h[:, 1:].amax(dim=1), h[:, 1:].mean(dim=1))], dim=-1)
+
+    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self.mlp(self.pool(hidden_states))
+
+
 class DualDenoisingTimestepEmbedding(nn.Module):
     """Sinusoidal embedding of the diffusion timestep, then MLP(W -> W -> W)."""
 
@@ -411,6 +436,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         else:  # ULIP: pooled [CLS ; max over groups] -> linear to D
             self.final_norm = nn.LayerNorm(width, eps=point_config.layer_norm_eps)
             self.projection = nn.Linear(2 * width, config.embed_dim)
+        # optional: predicts the rotation that turns a cloud upright (`get_orientation_logits`)
+        self.orientation_head = DualDenoisingOrientationHead(point_config) if config.orientation_head else None
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.point_noise = DualDenoisingPointNoiseSchedule(config.point_noise_max_sigma, config.point_noise_steps)
@@ -712,6 +739,12 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             points = (centers[:, :, None] + patches).flatten(1, 2).to(points.dtype)
         return points
 
+    def _noisy_copies(self, points: torch.Tensor, copies: int, level: int, generator) -> torch.Tensor:
+        """`(B * copies, N, C)`: each cloud `copies` times, each copy with its own point noise at level `level`."""
+        repeated = points.repeat_interleave(copies, dim=0)
+        t = torch.full((repeated.shape[0],), level, dtype=torch.long, device=points.device)
+        return self.point_noise.add_noise(repeated, self._randn(repeated[..., :3].shape, points, generator), t)
+
     def get_point_features(
         self,
         points: torch.Tensor,
@@ -720,6 +753,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         generator: torch.Generator | list[torch.Generator] | None = None,
         inference_point_noise_level: int | None = None,
         purification_rounds: int | None = None,
+        purification_noise_level: int | None = None,
     ) -> torch.Tensor:
         """Parallel noise inference: the L2-normalised 3D embedding `(B, D)` in the teacher's space.
 
@@ -738,13 +772,15 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
                 that level, one draw per chain (the encoder then runs on B * K clouds): randomized smoothing. The
                 contrastive baseline takes it too: K noisy copies, their normalised embeddings averaged.
             purification_rounds: R (default `config.purification_rounds`); > 0 first purifies the cloud R times with
-                `purify_points` at `config.purification_noise_level`.
+                `purify_points` at `purification_noise_level` (default `config.purification_noise_level`).
         """
         config = self.config
         self._check_input(points)
         rounds = purification_rounds if purification_rounds is not None else config.purification_rounds
         if rounds > 0:
-            points = self.purify_points(points, config.purification_noise_level, rounds, generator)
+            if purification_noise_level is None:
+                purification_noise_level = config.purification_noise_level
+            points = self.purify_points(points, purification_noise_level, rounds, generator)
         noise_level = (
             inference_point_noise_level if inference_point_noise_level is not None
             else config.inference_point_noise_level
@@ -753,9 +789,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             if noise_level == 0:
                 return F.normalize(self._pool_and_project(self.encode(points)[-1]).float(), dim=-1)
             copies = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
-            repeated = points.repeat_interleave(copies, dim=0)
-            t_in = torch.full((repeated.shape[0],), noise_level, dtype=torch.long, device=points.device)
-            repeated = self.point_noise.add_noise(repeated, self._randn(repeated[..., :3].shape, points, generator), t_in)
+            repeated = self._noisy_copies(points, copies, noise_level, generator)
             embeds = F.normalize(self._pool_and_project(self.encode(repeated)[-1]).float(), dim=-1)
             return F.normalize(embeds.reshape(points.shape[0], copies, -1).mean(dim=1), dim=-1)
         num_chains = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
@@ -767,9 +801,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             raise ValueError(f"got {len(generator)} generators for a batch of {batch_size} clouds; pass one per cloud")
 
         if noise_level > 0:  # input smoothing: one point-noise draw per chain, the encoder sees B * K clouds
-            repeated = points.repeat_interleave(num_chains, dim=0)
-            t_in = torch.full((repeated.shape[0],), noise_level, dtype=torch.long, device=points.device)
-            repeated = self.point_noise.add_noise(repeated, self._randn(repeated[..., :3].shape, points, generator), t_in)
+            repeated = self._noisy_copies(points, num_chains, noise_level, generator)
             context = self.denoiser.project_context(self.encode(repeated))
             num_clouds, chains_per_cloud = repeated.shape[0], 1
         else:
@@ -784,6 +816,14 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             sample = self.scheduler.step(model_output, timestep, sample.float())
         chains = F.normalize(sample.float(), dim=-1).reshape(batch_size, num_chains, -1)
         return F.normalize(chains.mean(dim=1), dim=-1)
+
+    def get_orientation_logits(self, points: torch.Tensor) -> torch.Tensor:
+        """`(B, 24)` logits over `pipeline_dual_denoising.ORIENTATIONS`: entry `o` scores "`ORIENTATIONS[o] @ x` is
+        upright", read from the clean cloud's encoder tokens (`config.orientation_head` must be set)."""
+        if self.orientation_head is None:
+            raise ValueError("this model has no orientation head (config.orientation_head is False); fit one with "
+                             "dual_denoising.training.fit_orientation_head, or pass up_axis='y', 'z' or 'x'")
+        return self.orientation_head(self.encode(points))
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The teacher's projected text embeddings `(T, D)` (not normalised, as `CLIPModel.get_text_features`)."""

@@ -115,7 +115,8 @@ EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 
 
 # The models are trained Y-up. A cloud whose up axis is x or z is turned (a proper rotation) so that it points along +y;
-# "auto" tries every axis-aligned orientation and keeps the one the model is most sure of (`choose_orientation`).
+# "auto" classifies the cloud in every axis-aligned orientation and keeps one by `choose_orientation`: the most
+# confident, weighed with the model's orientation head where it has one (`DualDenoisingModel.get_orientation_logits`).
 UP_AXES = ("y", "z", "x", "auto")
 _TO_Y_UP = {
     "y": np.eye(3),
@@ -139,10 +140,22 @@ def _axis_aligned_rotations() -> np.ndarray:
 ORIENTATIONS = _axis_aligned_rotations()
 
 
-def choose_orientation(logits: torch.Tensor) -> torch.Tensor:
-    """`(B, R, C)` zero-shot logits of each cloud under `R` orientations -> `(B,)` the orientation whose prediction is
-    the most confident (the largest top softmax probability), the rule `up_axis="auto"` applies."""
-    return logits.softmax(dim=-1).amax(dim=-1).argmax(dim=-1)
+def choose_orientation(logits: torch.Tensor, turn_logits: torch.Tensor | None = None,
+                       confidence_weight: float = 1.0) -> torch.Tensor:
+    """The rule `up_axis="auto"` applies: `(B, R, C)` zero-shot logits of each cloud under `R` orientations -> `(B,)`
+    the chosen one. Without `turn_logits`, the most confident (the largest top softmax probability). With the
+    orientation head's `(B, R)` logits, the one maximising `log p_head(o | x) + w * log max_c softmax(logits[o])`
+    (`w = confidence_weight`): the head's belief about the turn, weighed with how sure the classifier is."""
+    confidence = logits.log_softmax(dim=-1).amax(dim=-1)  # (B, R)
+    if turn_logits is None:
+        return confidence.argmax(dim=-1)
+    return (turn_logits.log_softmax(dim=-1) + confidence_weight * confidence).argmax(dim=-1)
+
+
+def default_up_axis(model) -> str:
+    """The up axis assumed when the caller names none: `"auto"` for a model that can find it (it carries an
+    orientation head, as the shipped models do), `"y"` (the training convention) for any other."""
+    return "auto" if getattr(model, "orientation_head", None) is not None else "y"
 
 
 def prepare_point_cloud(
@@ -224,11 +237,14 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             text_embeds: precomputed class embeddings `(C, D)` in the order of `candidate_labels` (skips the text
                 tower).
             num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model's).
+            inference_point_noise_level: t_in > 0 is randomized smoothing, K noisy copies through the encoder (either
+                objective); purification_rounds: PointDAE purification first (Dual Denoising; default: the model's).
             seed: seeds the denoising noise, so the same call gives the same answer (default 0).
-            up_axis: the axis that points up in the input, `"y"` (default, the models' convention), `"z"` (trimesh,
-                most CAD tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in
-                each of the 24 axis-aligned orientations and keeps the most confident (`choose_orientation`; 24
-                times the cost).
+            up_axis: the axis that points up in the input, `"y"` (the models' convention), `"z"` (trimesh, most CAD
+                tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in each of the
+                24 axis-aligned orientations and keeps one by `choose_orientation`: the most confident, weighed with
+                the model's orientation head where it has one (about 25 times the cost of a named axis). Default
+                (`default_up_axis`): `"auto"` for a model with an orientation head (the shipped ones), else `"y"`.
             batch_size: clouds per forward pass.
         Returns:
             `[{"score", "label"}]` sorted by score, or one such list per cloud for a list or batch input.
@@ -250,21 +266,32 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         text_embeds=None,
         num_noise_samples=None,
         num_inference_steps=None,
+        inference_point_noise_level=None,
+        purification_rounds=None,
         seed=None,
         up_axis=None,
         **kwargs,
     ):
         if kwargs:
             raise ValueError(f"unknown arguments for {TASK}: {sorted(kwargs)}")
-        given = [n for n, v in (("num_noise_samples", num_noise_samples), ("num_inference_steps", num_inference_steps))
-                 if v is not None]
-        if given and self.model.config.objective != "dual_denoising":
-            raise ValueError(f"{' and '.join(given)} apply to Dual Denoising models; this model is the "
-                             f"{self.model.config.objective} baseline, which samples no noise: leave them out")
-        for n in given:
-            value = num_noise_samples if n == "num_noise_samples" else num_inference_steps
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{n} must be a positive integer; got {value!r}")
+        config = self.model.config
+        options = {"num_noise_samples": (num_noise_samples, 1), "num_inference_steps": (num_inference_steps, 1),
+                   "inference_point_noise_level": (inference_point_noise_level, 0),
+                   "purification_rounds": (purification_rounds, 0)}  # name -> (value, smallest allowed)
+        for n, (value, low) in options.items():
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ValueError(f"{n} must be an integer >= {low}; got {value!r}")
+        if inference_point_noise_level is not None and inference_point_noise_level >= config.point_noise_steps:
+            raise ValueError(f"inference_point_noise_level must be below point_noise_steps={config.point_noise_steps}; "
+                             f"got {inference_point_noise_level}")
+        smoothing = (inference_point_noise_level if inference_point_noise_level is not None
+                     else config.inference_point_noise_level) > 0
+        method_only = ["num_inference_steps", "purification_rounds"] + ([] if smoothing else ["num_noise_samples"])
+        given = [n for n in method_only if options[n][0] is not None]
+        if given and config.objective != "dual_denoising":
+            raise ValueError(f"{' and '.join(given)} apply to Dual Denoising models (num_noise_samples also to "
+                             f"randomized smoothing, inference_point_noise_level > 0); this model is the "
+                             f"{config.objective} baseline: leave them out")
         preprocess = {}
         if candidate_labels is not None:
             preprocess["candidate_labels"] = candidate_labels
@@ -277,8 +304,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         forward = {}
         if num_noise_samples is not None:
             forward["num_noise_samples"] = num_noise_samples
-        if num_inference_steps is not None:
-            forward["num_inference_steps"] = num_inference_steps
+        for n in ("num_inference_steps", "inference_point_noise_level", "purification_rounds"):
+            if options[n][0] is not None:
+                forward[n] = options[n][0]
         if seed is not None:
             forward["seed"] = seed
         return preprocess, forward, {}
@@ -318,7 +346,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
 
     # -- pipeline steps ----------------------------------------------------------------------------------------------
     def preprocess(self, inputs, candidate_labels=None, hypothesis_template=DEFAULT_TEMPLATES, text_embeds=None,
-                   up_axis="y"):
+                   up_axis=None):
         if candidate_labels is None:
             raise ValueError("candidate_labels is required, e.g. classifier(cloud, candidate_labels=['chair', 'lamp'])")
         source = None
@@ -327,6 +355,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
 
             source, inputs = str(inputs), load_points(inputs)
         config = self.model.config.point_config
+        up_axis = up_axis if up_axis is not None else default_up_axis(self.model)
         if up_axis not in UP_AXES:
             raise ValueError(f"up_axis must be one of {UP_AXES} (the axis that points up in the cloud); got {up_axis!r}")
         cloud = prepare_point_cloud(
@@ -340,7 +369,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             points = torch.cat([xyz, cloud[None, :, 3:].expand(len(rotations), -1, -1)], dim=-1)[None]
         return {"points": points, "label_set": self._label_set(candidate_labels, hypothesis_template, text_embeds)}
 
-    def _forward(self, model_inputs, num_noise_samples=None, num_inference_steps=None, seed=0):
+    def _forward(self, model_inputs, num_noise_samples=None, seed=0, **feature_kwargs):
         label_set = model_inputs["label_set"]
         batched = isinstance(label_set, list)  # the batch collator turns non-tensor fields into lists
         keys = label_set if batched else [label_set]
@@ -349,19 +378,23 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         class_embeds = self._class_embeds_cache[keys[0]]
         points = model_inputs["points"].to(self.device, self.model.dtype)
         orientations = points.shape[1] if points.dim() == 4 else 0  # up_axis="auto": (B, 24, N, C)
+        turn_logits = None
         if orientations:
+            if self.model.orientation_head is not None:  # candidate 0 is the cloud as given
+                turn_logits = self.model.get_orientation_logits(points[:, 0])  # (B, 24)
             points = points.flatten(0, 1)
         logits = self.model.zero_shot_logits(  # the model's one definition of zero-shot logits
             points,
             class_embeds,
             num_noise_samples=num_noise_samples,
-            num_inference_steps=num_inference_steps,
+            **feature_kwargs,  # num_inference_steps, inference_point_noise_level, purification_rounds
             # one generator per cloud: a cloud's answer does not depend on the batch it is in
             generator=[torch.Generator(self.device).manual_seed(seed) for _ in range(points.shape[0])],
         )
-        if orientations:  # keep each cloud's most confident orientation
+        if orientations:  # keep each cloud's orientation by the rule of choose_orientation
             logits = logits.unflatten(0, (-1, orientations))
-            logits = logits[torch.arange(len(logits)), choose_orientation(logits)]
+            pick = choose_orientation(logits, turn_logits, self.model.config.orientation_confidence_weight)
+            logits = logits[torch.arange(len(logits)), pick]
         labels = list(keys[0][0])
         return {"logits": logits, "candidate_labels": [labels] * len(keys) if batched else labels}
 

@@ -116,8 +116,13 @@ def _describe(defense) -> dict | str | None:
     return repr(defense)
 
 
-def _is_stochastic(model) -> bool:
-    return getattr(getattr(model, "config", None), "objective", None) != "contrastive"
+def _is_stochastic(model, inference_point_noise_level: int | None = None) -> bool:
+    """Dual Denoising samples noise; the contrastive baseline only with randomized smoothing (t_in > 0)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "objective", None) != "contrastive":
+        return True
+    level = inference_point_noise_level
+    return (level if level is not None else getattr(config, "inference_point_noise_level", 0)) > 0
 
 
 class _Batches:
@@ -152,6 +157,8 @@ def evaluate_zero_shot(
     defense=None,
     num_noise_samples: int | None = None,
     num_inference_steps: int | None = None,
+    inference_point_noise_level: int | None = None,
+    purification_rounds: int | None = None,
     batch_size: int = 16,
     max_samples: int | None = None,
     seed: int = 0,
@@ -175,6 +182,9 @@ def evaluate_zero_shot(
             reuses its result.
         defense: optional purification applied before the model (`attacks.SRSDefense`, `attacks.SORDefense`).
         num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model config's).
+        inference_point_noise_level: t_in > 0 is randomized smoothing (K noisy copies of the cloud through the
+            encoder), for either objective; purification_rounds: PointDAE purification first (Dual Denoising models;
+            both `get_point_features` options, default the model config's). The attacks see through both.
         max_samples: evaluate on this many rows, drawn with `seed` (a shuffled subset keeps the classes mixed).
         seed: seeds the model's noise and the attacks (separate streams per process and purpose).
         top_k: the k of the top-k accuracy (5).
@@ -211,11 +221,18 @@ def evaluate_zero_shot(
         class_embeds = class_embeddings(model, class_names, tokenizer, templates)
     if class_embeds.shape[0] != len(class_names):
         raise ValueError(f"class_embeds has {class_embeds.shape[0]} rows; the dataset has {len(class_names)} classes")
-    feature_kwargs = {}
-    if _is_stochastic(model):
-        feature_kwargs = {"num_noise_samples": num_noise_samples, "num_inference_steps": num_inference_steps}
-        feature_kwargs = {k: v for k, v in feature_kwargs.items() if v is not None}
-    classifier = ZeroShotClassifier(model, class_embeds.to(device), defense=defense, **feature_kwargs)
+    feature_kwargs = {"num_noise_samples": num_noise_samples, "num_inference_steps": num_inference_steps,
+                      "inference_point_noise_level": inference_point_noise_level,
+                      "purification_rounds": purification_rounds}
+    feature_kwargs = {k: v for k, v in feature_kwargs.items() if v is not None}
+    stochastic = _is_stochastic(model, inference_point_noise_level)
+    if not stochastic:  # the deterministic baseline: K and S mean nothing to it
+        feature_kwargs = {}
+    elif getattr(model.config, "objective", None) == "contrastive":
+        feature_kwargs.pop("num_inference_steps", None)
+    # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defence draws noise)
+    classifier = ZeroShotClassifier(model, class_embeds.to(device), defense=defense, stochastic=stochastic or None,
+                                    **feature_kwargs)
 
     attacks = dict(attacks or {})
     sweep = sorted({float(e) for e in linf_eps_sweep})
@@ -507,6 +524,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate_zero_shot(
         model, dataset, class_embeds=class_embeds, tokenizer=tokenizer, attacks=attacks, linf_eps_sweep=sweep,
         defense=defense, num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,
+        inference_point_noise_level=args.inference_point_noise_level, purification_rounds=args.purification_rounds,
         batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, up_axis=args.up_axis,
         accelerator=accelerator, show_progress=not args.no_progress,
     )

@@ -3,7 +3,8 @@
 - `arguments`: `PretrainingArguments`, the command line, the presets;
 - `trainer`: model and optimizer, data, zero-shot evaluation during training, and `pretrain`, the run;
 - `checkpoints`: resumable `save_state` folders;
-- `card`: the final folder's card and the Hub upload.
+- `card`: the final folder's card and the Hub upload;
+- `orientation`: the orientation head `up_axis="auto"` reads, fitted on the frozen encoder after pretraining.
 """
 
 from .._lazy import lazy_exports
@@ -15,6 +16,7 @@ _EXPORTS = {
         "parse_args", "resolve_preset",
     ],
     "card": ["check_hub_access", "model_card", "push_folder_to_hub"],
+    "orientation": ["fit_orientation_head", "orientation_features", "turn_to"],
     "checkpoints": ["TrainerState", "list_checkpoints", "resolve_checkpoint", "save_checkpoint"],
     "trainer": [
         "build_model", "caption_prototypes", "create_optimizer", "freeze_unused_parameters", "load_model_config",
@@ -32,6 +34,9 @@ __all__ = [
     "add_pretraining_arguments",
     "parse_args",
     "resolve_preset",
+    "fit_orientation_head",
+    "orientation_features",
+    "turn_to",
     "TrainerState",
     "list_checkpoints",
     "resolve_checkpoint",

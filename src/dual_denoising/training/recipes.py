@@ -28,6 +28,19 @@ DEFAULT_BUDGET = {
 }
 
 
+# The validation split every choice is made on: the last VALIDATION_PER_CLASS training shapes of every class. The
+# shipped models train on the rest (examples/probe_feature_readout.py), so they have never seen these shapes.
+VALIDATION_PER_CLASS = 16
+
+
+def validation_indices(labels, per_class: int = VALIDATION_PER_CLASS):
+    """Rows of the training split that form the validation split (class by class, in order)."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    return np.concatenate([np.flatnonzero(labels == c)[-per_class:] for c in np.unique(labels)])
+
+
 # the PGD-Linf radius at which the shipped default is chosen (`choose_default`)
 DEFAULT_CHOICE_EPS = 0.02
 
@@ -143,6 +156,23 @@ def pretrain_variant(
     return out_dir
 
 
+def save_embedded_weights(model, dest: Path, config_updates: dict | None = None) -> dict:
+    """Write `model` into the package folder `dest` as the shipped models are stored: float16 weights, a config that
+    says float32 (so `from_pretrained` loads float32), no remote-code copies. Returns the config written."""
+    import torch
+
+    model.to(torch.float16).save_pretrained(dest)
+    model.to(torch.float32)
+    for code in Path(dest).glob("*.py"):  # the trust_remote_code copies: inside the package, the package's code runs
+        code.unlink()
+    config = json.loads((Path(dest) / "config.json").read_text())
+    config.pop("auto_map", None)
+    config["dtype"] = "float32"
+    config.update(config_updates or {})
+    (Path(dest) / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return config
+
+
 def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
                         name: str, summary: str, make_default: bool = False, default_reason: str | None = None,
                         extra_metadata: dict | None = None, config_updates: dict | None = None) -> Path:
@@ -161,14 +191,7 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32)
-    model.to(torch.float16).save_pretrained(dest)
-    for code in dest.glob("*.py"):  # the trust_remote_code copies: inside the package, the package's code runs
-        code.unlink()
-    config = json.loads((dest / "config.json").read_text())
-    config.pop("auto_map", None)
-    config["dtype"] = "float32"
-    config.update(config_updates or {})
-    (dest / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    config = save_embedded_weights(model, dest, config_updates)
     for path in model_dir.iterdir():
         if path.is_file() and path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
             shutil.copy2(path, dest / path.name)

@@ -1,0 +1,183 @@
+"""Fit the orientation head that `up_axis="auto"` reads, on a pretrained model's frozen encoder (issue 14).
+
+    python examples/fit_orientation_head.py --work-dir outputs/world --model ulip-noise-tiny --out runs/ulip-noise-orient
+    python examples/fit_orientation_head.py --work-dir outputs/world --model runs/ulip-noise-orient --reuse-head \
+        --pack ulip-noise-tiny                                          # into the shipped copy
+
+The head (`DualDenoisingOrientationHead`, `dual_denoising.training.fit_orientation_head`) learns which of the 24
+axis-aligned rotations turns a cloud upright, from the training shapes of SynthShapes minus the validation split
+(each shown in --views-per-cloud orientations). The encoder is not touched. Then, on the validation split (the last 16
+training shapes of every class, 512 clouds):
+  - the head alone, every cloud in all 24 orientations: the share whose turn is predicted exactly, and the share whose
+    predicted turn brings the up direction back to +y (what matters for a shape symmetric about its up axis);
+  - the confidence weight w of `choose_orientation` (`config.orientation_confidence_weight`): zero-shot top-1 of the
+    clouds as they are and turned by a seeded one of the 24, for w in WEIGHTS and without the head; the w with the
+    best mean is kept.
+
+--model takes a shipped model's short name or a from_pretrained folder. --out saves the model with its head in a new
+folder; --pack NAME writes it into the package's shipped copy NAME (float16 weights, as the recipe stores them; every
+weight but the head's must be that model's) and records all of the above in its metadata.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dual_denoising import DualDenoisingModel  # noqa: E402
+from dual_denoising.data import load_triples  # noqa: E402
+from dual_denoising.evaluation import class_embeddings, prepare_points  # noqa: E402
+from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
+    ORIENTATIONS,
+    PRETRAINED_DIR,
+    choose_orientation,
+    embedded_models,
+    load_model_and_tokenizer,
+)
+from dual_denoising.training import fit_orientation_head, turn_to  # noqa: E402
+from dual_denoising.training.recipes import save_embedded_weights, validation_indices  # noqa: E402
+
+WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
+
+
+def resolve(model: str) -> tuple[str, Path]:
+    if model in embedded_models():
+        return model, PRETRAINED_DIR / model
+    folder = Path(model)
+    if not (folder / "config.json").is_file():
+        raise SystemExit(f"--model {model}: neither a shipped model ({', '.join(embedded_models())}) nor a folder "
+                         "with a config.json")
+    return folder.name, folder
+
+
+@torch.no_grad()
+def validation_scores(model, clouds: torch.Tensor, batch_size: int = 128) -> dict:
+    """Every validation cloud in all 24 orientations: the exact turn, and the up direction, recovered."""
+    num = len(ORIENTATIONS)
+    cloud_of, shown = torch.arange(len(clouds)).repeat_interleave(num), torch.arange(num).repeat(len(clouds))
+    predicted = torch.cat([
+        model.get_orientation_logits(turn_to(clouds[cloud_of[rows]], shown[rows])).argmax(-1)
+        for rows in torch.arange(len(shown)).split(batch_size)
+    ]).numpy()
+    shown = shown.numpy()
+    # the cloud is ORIENTATIONS[s]^T @ upright; the predicted turn makes it ORIENTATIONS[p] @ ORIENTATIONS[s]^T @ upright
+    residual = ORIENTATIONS[predicted] @ ORIENTATIONS[shown].transpose(0, 2, 1)
+    return {"turn_accuracy": float((predicted == shown).mean()),
+            "up_accuracy": float(np.isclose(residual[:, 1, 1], 1.0).mean()),  # +y stays +y
+            "views": len(shown)}
+
+
+@torch.no_grad()
+def per_orientation_logits(model, class_embeds, clouds: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """`(M, 24, C)`: every cloud classified in each orientation (`ORIENTATIONS[o] @ x`), each cloud's noise seeded
+    as the pipeline seeds it."""
+    rotations = torch.as_tensor(ORIENTATIONS, dtype=clouds.dtype)
+    out = []
+    for chunk in clouds.split(batch_size):
+        candidates = torch.einsum("rij,mnj->mrni", rotations, chunk).flatten(0, 1)
+        generators = [torch.Generator().manual_seed(0) for _ in range(len(candidates))]
+        logits = model.zero_shot_logits(candidates, class_embeds, generator=generators).float()
+        out.append(logits.unflatten(0, (len(chunk), len(rotations))))
+    return torch.cat(out)
+
+
+def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The confidence weight w of `choose_orientation` that maximises the mean top-1 over the validation clouds as
+    they are (upright) and turned by a seeded one of the 24 ("any up axis"); each w's figures are returned."""
+    turns = ORIENTATIONS[np.random.default_rng(0).integers(len(ORIENTATIONS), size=len(clouds))]
+    sets = {"upright": clouds, "any up axis": torch.einsum("mij,mnj->mni", torch.as_tensor(turns, dtype=clouds.dtype),
+                                                            clouds)}
+    scores = {name: (per_orientation_logits(model, class_embeds, c),
+                     torch.cat([model.get_orientation_logits(b) for b in c.split(128)]).detach()) for name, c in sets.items()}
+    table = {}
+    for weight in WEIGHTS:
+        row = {}
+        for name, (logits, turn_logits) in scores.items():
+            pick = choose_orientation(logits, None if weight is None else turn_logits, weight or 0.0)
+            row[name] = float((logits[torch.arange(len(logits)), pick].argmax(-1) == labels).float().mean())
+        table["no head (most confident)" if weight is None else f"w={weight:g}"] = row
+    best = max((w for w in WEIGHTS if w is not None), key=lambda w: np.mean(list(table[f"w={w:g}"].values())))
+    return {"weight": best, "validation_top1": table}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
+    parser.add_argument("--model", required=True, help="a shipped model's short name or a from_pretrained folder")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="save the model with its head in this new folder")
+    where.add_argument("--pack", metavar="NAME", help="write the model with its head into the package's shipped copy "
+                       "NAME (the rest of the model must be that shipped model's)")
+    parser.add_argument("--reuse-head", action="store_true",
+                        help="keep the head --model already has; only choose the confidence weight")
+    parser.add_argument("--views-per-cloud", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    name, folder = resolve(args.model)
+    if args.pack is not None and args.pack not in embedded_models():
+        raise SystemExit(f"--pack {args.pack}: not a shipped model ({', '.join(embedded_models())})")
+    if args.out is not None and args.out.exists():
+        raise SystemExit(f"{args.out} exists: choose a new folder (nothing is overwritten)")
+
+    data = args.work_dir / "synthshapes-1024"
+    if not (data / "data").is_dir():
+        raise SystemExit(f"{data} not found: run examples/train_embedded_default.py --work-dir {args.work_dir} first")
+    train = load_triples(data, split="train").with_format("numpy")
+    held_out = validation_indices(train["label"])
+    fit_rows = np.setdiff1d(np.arange(len(train)), held_out)
+    validation = prepare_points(list(train.select(held_out.tolist())["points"]), 1024)
+    validation_labels = torch.as_tensor(np.asarray(train["label"])[held_out])
+
+    model, tokenizer = load_model_and_tokenizer(str(folder))
+    model = model.float().eval()
+    if args.reuse_head:
+        if model.orientation_head is None:
+            raise SystemExit(f"--reuse-head: {folder} has no orientation head")
+        record = folder / "orientation_head.json"  # what --out wrote when the head was fitted
+        history = json.loads(record.read_text()) if record.is_file() else {}
+    else:
+        start = time.perf_counter()
+        clouds = prepare_points(list(train.select(fit_rows.tolist())["points"]), 1024)
+        history = fit_orientation_head(model, clouds, views_per_cloud=args.views_per_cloud, epochs=args.epochs,
+                                       seed=args.seed)
+        history["seconds"] = round(time.perf_counter() - start, 1)
+        history["validation"] = validation_scores(model, validation)
+        history["command"] = (f"python examples/fit_orientation_head.py --model {name} --views-per-cloud "
+                              f"{args.views_per_cloud} --epochs {args.epochs} --seed {args.seed}")
+    class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
+    history["confidence_weight"] = choose_weight(model, class_embeds, validation, validation_labels)
+    model.config.orientation_confidence_weight = float(history["confidence_weight"]["weight"])
+    print(json.dumps(history, indent=2), flush=True)
+
+    if args.pack is not None:
+        dest = PRETRAINED_DIR / args.pack
+        shipped = DualDenoisingModel.from_pretrained(dest, dtype=torch.float32).state_dict()
+        mine = model.state_dict()
+        for key, value in shipped.items():
+            if not key.startswith("orientation_head.") and not torch.equal(value, mine[key]):
+                raise SystemExit(f"--pack {args.pack}: {folder} is not that model ({key} differs)")
+        save_embedded_weights(model, dest)
+        metadata = json.loads((dest / "metadata.json").read_text())
+        metadata["orientation_head"] = history
+        (dest / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        print(f"wrote the head into {dest}")
+    else:
+        model.save_pretrained(args.out)
+        for path in folder.iterdir():  # the tokenizer travels with the model
+            if path.name.startswith("tokenizer"):
+                (args.out / path.name).write_bytes(path.read_bytes())
+        (args.out / "orientation_head.json").write_text(json.dumps(history, indent=2) + "\n")
+        print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()
