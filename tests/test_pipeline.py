@@ -229,8 +229,27 @@ def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
         prepare_point_cloud(y_up, 1024, 32, up_axis="w")
     classifier = make_pipeline("zero-shot-3d-classification")
     classes = embedded_model_classes()
-    expected = classifier(y_up, candidate_labels=classes)[0]["label"]
+    expected = classifier(y_up, candidate_labels=classes, up_axis="y")[0]["label"]
     assert classifier(z_up, candidate_labels=classes, up_axis="z")[0]["label"] == expected
+
+
+def test_the_default_reads_z_up_exports_right_without_being_told():
+    """Issue 14: a Z-up export of a SynthShapes shape gets its Y-up original's top-1 with the defaults (the shipped
+    default carries an orientation head, so no up_axis means "auto"); the cone and the table were "tent" and
+    "monitor" when the models silently assumed Y-up."""
+    from transformers import pipeline as make_pipeline
+
+    from dual_denoising.synth import generate_shape
+    from dual_denoising.training.recipes import embedded_model_classes
+
+    classifier = make_pipeline("zero-shot-3d-classification")
+    classes = embedded_model_classes()
+    y_up = [np.asarray(generate_shape(c, index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
+            for c in ("cone", "table", "chair", "airplane")]
+    z_up = [cloud[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0]) for cloud in y_up]  # (x, y, z) -> (x, -z, y)
+    expected = [r[0]["label"] for r in classifier(y_up, candidate_labels=classes, up_axis="y")]
+    assert expected == ["cone", "table", "chair", "airplane"]
+    assert [r[0]["label"] for r in classifier(z_up, candidate_labels=classes)] == expected
 
 
 def test_orientations_are_the_24_axis_aligned_rotations():
