@@ -135,6 +135,16 @@ def test_evaluate_zero_shot_reads_a_z_up_dataset_with_up_axis_z(trained):
         evaluation.evaluate_zero_shot(model, dataset, up_axis="auto", **kwargs)
 
 
+def test_randomized_smoothing_makes_the_baseline_stochastic_in_evaluate(trained):
+    """Issue 19: smoothing is an evaluate option; with it the contrastive baseline is attacked with EOT."""
+    model, class_embeds, _ = trained  # the contrastive baseline
+    kwargs = dict(class_embeds=class_embeds, batch_size=4, show_progress=False)
+    assert evaluation.evaluate_zero_shot(model, shapes_dataset(), **kwargs)["stochastic"] is False
+    smoothed = evaluation.evaluate_zero_shot(model, shapes_dataset(), inference_point_noise_level=100,
+                                             num_noise_samples=2, **kwargs)
+    assert smoothed["stochastic"] is True
+
+
 def test_evaluate_zero_shot_needs_class_embeddings(trained):
     model, _, _ = trained
     with pytest.raises(ValueError, match="class_embeds"):

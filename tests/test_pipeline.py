@@ -311,3 +311,28 @@ def test_up_axis_auto_undoes_axis_aligned_turns():
     assert [r[0]["label"] for r in results] == [expected["label"]] * 4
     with pytest.raises(ValueError, match="up_axis must be one of"):
         classifier(y_up, candidate_labels=classes, up_axis="north")
+
+
+def test_defences_are_pipeline_options(classifier, clouds):
+    """Issue 19: purification and randomized smoothing reach the pipeline; the baseline refuses what it lacks."""
+    from transformers import pipeline as make_pipeline
+
+    labels = LABELS
+    plain = classifier(clouds[0], candidate_labels=labels)
+    purified = classifier(clouds[0], candidate_labels=labels, purification_rounds=1)
+    assert purified == classifier(clouds[0], candidate_labels=labels, purification_rounds=1)  # seeded
+    assert purified != plain
+    smoothed = classifier(clouds[0], candidate_labels=labels, inference_point_noise_level=100, num_noise_samples=2)
+    assert smoothed != plain
+    with pytest.raises(ValueError, match="inference_point_noise_level must be below"):
+        classifier(clouds[0], candidate_labels=labels, inference_point_noise_level=10_000)
+    with pytest.raises(ValueError, match="purification_rounds must be an integer >= 0"):
+        classifier(clouds[0], candidate_labels=labels, purification_rounds=-1)
+    baseline = make_pipeline(TASK)  # the shipped default: the contrastive control
+    with pytest.raises(ValueError, match="purification_rounds apply to Dual Denoising models"):
+        baseline(clouds[0], candidate_labels=labels, purification_rounds=1, up_axis="y")
+    with pytest.raises(ValueError, match="num_noise_samples apply to Dual Denoising models"):
+        baseline(clouds[0], candidate_labels=labels, num_noise_samples=4, up_axis="y")
+    smooth = dict(candidate_labels=labels, inference_point_noise_level=100, num_noise_samples=4, up_axis="y")
+    assert baseline(clouds[0], **smooth) == baseline(clouds[0], **smooth)  # smoothing is seeded too
+    assert baseline(clouds[0], **smooth) != baseline(clouds[0], candidate_labels=labels, up_axis="y")
