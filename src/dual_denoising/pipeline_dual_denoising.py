@@ -154,7 +154,7 @@ def choose_orientation(logits: torch.Tensor, turn_logits: torch.Tensor | None = 
 
 def default_up_axis(model) -> str:
     """The up axis assumed when the caller names none: `"auto"` for a model that can find it (it carries an
-    orientation head, as the shipped models do), `"y"` (the training convention) for any other."""
+    orientation head, as the shipped default does), `"y"` (the training convention) for any other."""
     return "auto" if getattr(model, "orientation_head", None) is not None else "y"
 
 
@@ -244,7 +244,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in each of the
                 24 axis-aligned orientations and keeps one by `choose_orientation`: the most confident, weighed with
                 the model's orientation head where it has one (about 25 times the cost of a named axis). Default
-                (`default_up_axis`): `"auto"` for a model with an orientation head (the shipped ones), else `"y"`.
+                (`default_up_axis`): `"auto"` for a model with an orientation head (the shipped default), else `"y"`.
             batch_size: clouds per forward pass.
         Returns:
             `[{"score", "label"}]` sorted by score, or one such list per cloud for a list or batch input.
@@ -380,7 +380,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         orientations = points.shape[1] if points.dim() == 4 else 0  # up_axis="auto": (B, 24, N, C)
         turn_logits = None
         if orientations:
-            if self.model.orientation_head is not None:  # candidate 0 is the cloud as given
+            if getattr(self.model, "orientation_head", None) is not None:  # candidate 0: the cloud as given
                 turn_logits = self.model.get_orientation_logits(points[:, 0])  # (B, 24)
             points = points.flatten(0, 1)
         logits = self.model.zero_shot_logits(  # the model's one definition of zero-shot logits
