@@ -12,6 +12,8 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
      PGD-Linf at eps 0.01 and 0.02 with EOT 4, the fixed-randomness attack, and 100 steps for the deterministic ones);
   6. packing: each model into pretrained/<name> (float16 weights, loaded as float32), and the default chosen by the
      rule of `choose_default`, with the reason in pretrained/index.json and the model's metadata.json.
+  7. the default's orientation head (examples/fit_orientation_head.py: fitted on the packed copy's frozen encoder,
+     its confidence weight chosen on the validation split), written into its shipped copy: `up_axis="auto"`.
 Stage 4 takes about 75 minutes per 2,400-update run on one core of our 2-core machine; run it with the two long
 runs side by side (the script starts at most --jobs at once).
 """
@@ -112,6 +114,14 @@ def main() -> None:
                                    # the inference settings the table measured become the shipped ones
                                    config_updates=rows[name]["feature_kwargs"])
         print(f"packed {name} into {dest}")
+    # 7. the default's orientation head, fitted on the packed copy (so every other weight stays the shipped one)
+    head_run = work / "runs" / f"{default}-orientation"
+    if not head_run.exists():
+        subprocess.run([sys.executable, str(HERE / "fit_orientation_head.py"), "--work-dir", str(work), "--model",
+                        default, "--out", str(head_run)], check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    subprocess.run([sys.executable, str(HERE / "fit_orientation_head.py"), "--work-dir", str(work), "--model",
+                    str(head_run), "--reuse-head", "--pack", default], check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "2"})
 
 
 if __name__ == "__main__":
