@@ -125,7 +125,7 @@ class DualDenoisingConfig(PreTrainedConfig):
         purification_noise_level: the point-noise level t of each purification round.
         orientation_head: carry a small head that predicts which of the 24 axis-aligned rotations turns a cloud
             upright (`DualDenoisingModel.get_orientation_logits`); it is fitted after pretraining on the frozen encoder
-            (`training.fit_orientation_head`) and read by `up_axis="auto"` (docs/design.md, "orientation").
+            (`training.fit_orientation_head`) and read by `up_axis="auto"` (docs/design.md section 14).
         orientation_confidence_weight: w of the rule `up_axis="auto"` applies with a head: of the 24 orientations o
             keep the one maximising `log p_head(o | x) + w * log max_c softmax(logits of the cloud turned by o)`
             (chosen on validation clouds by `examples/fit_orientation_head.py`).

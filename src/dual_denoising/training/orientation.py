@@ -1,10 +1,10 @@
-"""The orientation head: which of the 24 axis-aligned rotations turns a cloud upright (docs/design.md, "orientation").
+"""The orientation head: which of the 24 axis-aligned rotations turns a cloud upright (docs/design.md section 14).
 
 Models are pretrained on upright (Y-up) clouds and read nothing else; `up_axis="auto"` has to find the turn that makes
 a cloud upright. `fit_orientation_head` teaches that to a small head on top of the frozen, pretrained encoder, in the
-spirit of RotNet (Gidaris et al. 2018, rotation prediction as a pretext task): every training cloud is shown in each of
-the 24 orientations, and the head learns which turn undoes it. The encoder is not touched, so every other output of
-the model stays bit-identical.
+spirit of RotNet (Gidaris et al. 2018, rotation prediction as a pretext task): every training cloud is shown in some
+(or all) of the 24 orientations, and the head learns which turn undoes it. The encoder is not touched, so every other
+output of the model stays bit-identical.
 
     from dual_denoising.training import fit_orientation_head
     history = fit_orientation_head(model, upright_clouds)  # (M, N, 3), model-ready, Y-up
