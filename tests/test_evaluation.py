@@ -143,6 +143,8 @@ def test_randomized_smoothing_makes_the_baseline_stochastic_in_evaluate(trained)
     smoothed = evaluation.evaluate_zero_shot(model, shapes_dataset(), inference_point_noise_level=100,
                                              num_noise_samples=2, **kwargs)
     assert smoothed["stochastic"] is True
+    with pytest.raises(ValueError, match="purification_rounds needs the PointDAE decoder"):
+        evaluation.evaluate_zero_shot(model, shapes_dataset(), purification_rounds=1, **kwargs)
 
 
 def test_evaluate_zero_shot_needs_class_embeddings(trained):

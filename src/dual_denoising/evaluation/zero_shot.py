@@ -225,6 +225,9 @@ def evaluate_zero_shot(
                       "inference_point_noise_level": inference_point_noise_level,
                       "purification_rounds": purification_rounds}
     feature_kwargs = {k: v for k, v in feature_kwargs.items() if v is not None}
+    if purification_rounds and getattr(model.config, "objective", None) == "contrastive":
+        raise ValueError("purification_rounds needs the PointDAE decoder of a Dual Denoising model; this model is the "
+                         "contrastive baseline: leave it out")
     stochastic = _is_stochastic(model, inference_point_noise_level)
     if not stochastic:  # the deterministic baseline: K and S mean nothing to it
         feature_kwargs = {}
