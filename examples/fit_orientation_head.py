@@ -89,6 +89,7 @@ def per_orientation_logits(model, class_embeds, clouds: torch.Tensor, batch_size
     return torch.cat(out)
 
 
+@torch.no_grad()
 def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tensor) -> dict:
     """The confidence weight w of `choose_orientation` that maximises the mean top-1 over the validation clouds as
     they are (upright) and turned by a seeded one of the 24 ("any up axis"); each w's figures are returned."""
@@ -96,7 +97,7 @@ def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tenso
     sets = {"upright": clouds, "any up axis": torch.einsum("mij,mnj->mni", torch.as_tensor(turns, dtype=clouds.dtype),
                                                             clouds)}
     scores = {name: (per_orientation_logits(model, class_embeds, c),
-                     torch.cat([model.get_orientation_logits(b) for b in c.split(128)]).detach()) for name, c in sets.items()}
+                     torch.cat([model.get_orientation_logits(b) for b in c.split(128)])) for name, c in sets.items()}
     table = {}
     for weight in WEIGHTS:
         row = {}
