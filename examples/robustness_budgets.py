@@ -14,8 +14,10 @@ chosen on), and on a seeded subset of --robust-samples of those shapes (the same
                deterministic function; for a stochastic model the robust accuracy is the minimum of the two);
   long         the adaptive attack with --long-steps steps instead of --steps (does robust accuracy still fall?), at
                --long-eps; on stochastic models only with --long-stochastic (it costs --eot times more there).
+  transfer     with --transfer-from: the clouds attacked on another (deterministic) model, scored on this one.
 Deterministic models (the contrastive baselines) get one attack per eps (EOT and fixed randomness are the same).
-Also: milliseconds per cloud of clean inference (batch 64, this machine's threads).
+Also: milliseconds per cloud of clean inference (batch 64, this machine's threads). The JSON is written after every
+cell, and a rerun with the same --out resumes: finished cells are kept, not recomputed.
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ def summary(right: np.ndarray) -> dict:
     return {"accuracy": float(right.mean()), "low": low, "high": high, "n": len(right)}
 
 
-def evaluate_model(model_dir: Path, points, labels, names, args) -> dict:
+def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | None = None, save=None,
+                   transfer: dict | None = None) -> dict:
+    """One model's row. `row` holds cells of an earlier, unfinished run of the same row (reused, not recomputed);
+    `save(row)` is called after every cell, so a stopped run resumes where it stopped; `transfer` maps eps to
+    adversarial clouds crafted on another model (the transfer attack)."""
     model = DualDenoisingModel.from_pretrained(model_dir).eval()
     method = model.config.objective == "dual_denoising"
     stochastic = method or args.smoothing_level > 0
@@ -96,15 +102,22 @@ def evaluate_model(model_dir: Path, points, labels, names, args) -> dict:
     with torch.no_grad():
         class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(model_dir))
     classifier = ZeroShotClassifier(model, class_embeds, stochastic=stochastic, **feature_kwargs)
-    start = time.perf_counter()
-    clean = accuracy(classifier, points, labels, 64, seed=0)
-    row = {"model": model_dir.name, "objective": model.config.objective, "feature_kwargs": feature_kwargs,
-           "clean": summary(clean), "ms_per_cloud": 1000 * (time.perf_counter() - start) / len(points)}
-    subset = torch.as_tensor(np.random.default_rng(0).permutation(len(points))[: args.robust_samples])
+    row = dict(row or {})
+    if "clean" not in row:
+        start = time.perf_counter()
+        clean = accuracy(classifier, points, labels, 64, seed=0)
+        row.update(model=model_dir.name, objective=model.config.objective, feature_kwargs=feature_kwargs,
+                   clean=summary(clean), ms_per_cloud=1000 * (time.perf_counter() - start) / len(points))
+    subset = robust_subset(len(points), args)
     sub_points, sub_labels = points[subset], labels[subset]
-    row["subset_clean"] = summary(accuracy(classifier, sub_points, sub_labels, args.batch_size, seed=0))
+    if "subset_clean" not in row:
+        row["subset_clean"] = summary(accuracy(classifier, sub_points, sub_labels, args.batch_size, seed=0))
     for eps in args.eps:
+        if f"pgd_linf_{eps}" in row:  # finished by an earlier run
+            continue
         cell = {}
+        if transfer is not None:
+            cell["transfer"] = summary(accuracy(classifier, transfer[eps], sub_labels, args.batch_size, seed=5000))
         attack = PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic else 1)
         adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
         cell["adaptive"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
@@ -123,7 +136,30 @@ def evaluate_model(model_dir: Path, points, labels, names, args) -> dict:
         row[f"pgd_linf_{eps}"] = cell
         print(f"  {model_dir.name} eps {eps}: " + ", ".join(f"{k} {100 * v['accuracy']:.1f}" for k, v in cell.items()),
               flush=True)
+        if save is not None:
+            save(row)
     return row
+
+
+def robust_subset(num_points: int, args) -> torch.Tensor:
+    """The seeded --robust-samples shapes every model is attacked on (the same for every model and run)."""
+    return torch.as_tensor(np.random.default_rng(0).permutation(num_points)[: args.robust_samples])
+
+
+def transfer_adversarials(source_dir: Path, points, labels, names, args) -> dict:
+    """eps -> the robust subset attacked on `source_dir`'s model (deterministic PGD-Linf, --steps steps): the
+    transfer attack, a sanity check that the adaptive attack on a stochastic model is not weaker than a black-box
+    one."""
+    model = DualDenoisingModel.from_pretrained(source_dir).eval()
+    if model.config.objective != "contrastive":
+        raise SystemExit(f"--transfer-from wants a deterministic (contrastive) model; {source_dir} is "
+                         f"{model.config.objective}")
+    with torch.no_grad():
+        class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(source_dir))
+    classifier = ZeroShotClassifier(model, class_embeds)
+    subset = robust_subset(len(points), args)
+    return {eps: attacked(PGDLinf(eps=eps, steps=args.steps), classifier, points[subset], labels[subset],
+                          args.batch_size) for eps in args.eps}
 
 
 def pct(cell: dict | None) -> str:
@@ -133,13 +169,13 @@ def pct(cell: dict | None) -> str:
 
 
 def markdown(rows: dict, eps: list[float]) -> str:
-    head = "| model | clean top-1 | " + " | ".join(f"PGD-Linf {e}: adaptive / fixed / long" for e in eps)
+    head = "| model | clean top-1 | " + " | ".join(f"PGD-Linf {e}: adaptive / fixed / long / transfer" for e in eps)
     lines = [head + " | ms / cloud |", "|---|---:|" + "---:|" * len(eps) + "---:|"]
     for name, row in rows.items():
         cells = []
         for e in eps:
             c = row.get(f"pgd_linf_{e}", {})
-            cells.append(" / ".join(pct(c.get(k)) for k in ("adaptive", "fixed", "long")))
+            cells.append(" / ".join(pct(c.get(k)) for k in ("adaptive", "fixed", "long", "transfer")))
         lines.append(f"| {name} | {pct(row['clean'])} | " + " | ".join(cells) + f" | {row['ms_per_cloud']:.1f} |")
     return "\n".join(lines)
 
@@ -169,6 +205,8 @@ def main() -> None:
     parser.add_argument("--split", choices=["test", "validation"], default="test",
                         help="validation: the last 16 training shapes of every class (for choosing settings)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--transfer-from", type=Path, default=None,
+                        help="a contrastive model folder: also score every model on clouds attacked on it (transfer)")
     args = parser.parse_args()
 
     test = load_triples(args.work_dir / "synthshapes-1024", split="train" if args.split == "validation" else "test")
@@ -179,15 +217,26 @@ def main() -> None:
     labels = torch.as_tensor(np.asarray(test["label"]))
     names = test.features["label"].names
     rows = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    for spec in args.model:
-        name, _, folder = spec.partition("=")
-        if name in rows:
-            continue
-        print(f"{name}: {folder}", flush=True)
-        rows[name] = evaluate_model(Path(folder), points, labels, names, args)
-        rows[name]["command_settings"] = {k: v for k, v in vars(args).items() if k not in ("model", "out", "work_dir")}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                if k not in ("model", "out", "work_dir")}
+
+    def save(name: str, row: dict) -> None:
+        rows[name] = {**row, "command_settings": settings}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
+
+    transfer = None
+    if args.transfer_from is not None:
+        print(f"crafting transfer adversarials on {args.transfer_from}", flush=True)
+        transfer = transfer_adversarials(args.transfer_from, points, labels, names, args)
+    for spec in args.model:
+        name, _, folder = spec.partition("=")
+        if name in rows and all(f"pgd_linf_{eps}" in rows[name] for eps in args.eps):
+            continue
+        print(f"{name}: {folder}" + (" (resuming)" if name in rows else ""), flush=True)
+        row = evaluate_model(Path(folder), points, labels, names, args, row=rows.get(name),
+                             save=lambda r, name=name: save(name, r), transfer=transfer)
+        save(name, row)
     print(markdown(rows, args.eps))
 
 
