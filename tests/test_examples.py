@@ -1,12 +1,20 @@
-"""The schedule check of issue 13 (examples/check_feature_schedule.py) on the shipped text tower."""
+"""The example scripts the README's tables come from: the schedule check of issue 13 (examples/check_feature_schedule.py)
+on the shipped text tower, and the robustness table's resumable runs (examples/robustness_budgets.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+
+from dual_denoising.data import save_triples, triples_features
+
+from .conftest import CLASSES, make_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,3 +35,35 @@ def test_schedule_check_tells_a_readable_schedule_from_one_that_needs_the_points
     # half of tau at T-1 (the shipped setting), or a shift of -log D, make most of them need the points
     assert _share("--overrides", '{"feature_timestep_max_prob": 0.5, "feature_log_snr_shift": 0.0}') > 45
     assert _share("--overrides", '{"feature_timestep_max_prob": 0.0, "feature_log_snr_shift": -6.24}') > 60
+
+
+def _budgets(work: Path, out: Path, *eps: str) -> subprocess.CompletedProcess:
+    shipped = ROOT / "src" / "dual_denoising" / "pretrained" / "ulip-tiny"
+    command = [sys.executable, str(ROOT / "examples" / "robustness_budgets.py"), "--work-dir", str(work), "--out",
+               str(out), "--model", f"plain={shipped}", "--robust-samples", "3", "--steps", "1", "--eps", *eps,
+               "--transfer-from", str(shipped)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_robustness_budgets_resumes_cell_by_cell_and_scores_transfer(tmp_path):
+    points, labels = make_shapes(2, seed=3, num_points=1024)
+    features = triples_features(list(CLASSES), with_images=False, with_captions=False)
+    test = Dataset.from_dict({"shape_id": [f"s{i}" for i in range(len(points))], "points": points.numpy(),
+                              "label": labels.tolist()}, features=features)
+    save_triples(DatasetDict({"test": test}), tmp_path / "synthshapes-1024")
+    out = tmp_path / "table.json"
+    _budgets(tmp_path, out, "0.01")
+    first = json.loads(out.read_text())["plain"]
+    assert set(first["pgd_linf_0.01"]) == {"transfer", "adaptive", "fixed", "robust"}
+    # attacked on itself, a deterministic model's transfer cell is its adaptive one
+    assert first["pgd_linf_0.01"]["transfer"] == first["pgd_linf_0.01"]["adaptive"]
+    first["pgd_linf_0.01"]["adaptive"]["marker"] = "kept"  # a finished cell must be reused, not recomputed
+    out.write_text(json.dumps({"plain": first}))
+    run = _budgets(tmp_path, out, "0.01", "0.02")
+    assert "(resuming)" in run.stdout
+    second = json.loads(out.read_text())["plain"]
+    assert second["pgd_linf_0.01"]["adaptive"]["marker"] == "kept" and "pgd_linf_0.02" in second
+    assert second["clean"] == first["clean"]
