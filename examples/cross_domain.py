@@ -16,7 +16,8 @@ the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --ou
                       mixture` (class probabilities averaged over the turns, weighted by the head); `auto-up6` (the
                       6 up directions only), `mean24` (logits averaged over the 24), `energy` / `min-entropy` /
                       `margin` (other confidence scores than the top probability), and `pca+...` (principal axes
-                      first, for the SO(3) set). --sets picks the sets (each costs 24 passes per cloud). The rules
+                      first, on every set; `pca+auto` is the pipeline's `up_axis="pca"`). --sets picks the sets (each
+                      costs 48 passes per cloud). The rules
                       are compared on --split validation (the last 16 training shapes of every class, which the
                       shipped models never trained on); the chosen one is then reported on the test split.
 --study domains       complete clouds (the test split) against the three scan variants, K in --chains for Dual
@@ -43,6 +44,7 @@ from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
     choose_orientation,
     embedded_models,
     load_model_and_tokenizer,
+    principal_axes,
 )
 from dual_denoising.training.recipes import validation_indices  # noqa: E402
 
@@ -89,15 +91,6 @@ def random_rotations(count: int, rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def principal_axes(points: torch.Tensor) -> np.ndarray:
-    """`(M, 3, 3)` rotations that turn each cloud's principal axes onto x, y, z (largest variance first)."""
-    centred = points.double() - points.double().mean(1, keepdim=True)
-    _, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # ascending eigenvalues
-    basis = vectors.flip(-1).numpy()  # columns: largest first
-    basis[np.linalg.det(basis) < 0, :, 2] *= -1
-    return basis.transpose(0, 2, 1)
-
-
 ORIENTATION_SETS = ("as trained (Y-up)", "any up axis", "SO(3)")
 
 
@@ -112,9 +105,7 @@ def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS,
             continue
         clouds = rotate(points, rotations)
         row = {"y": summary(logits_of(model, class_embeds, clouds, 1).argmax(1) == labels)}
-        candidates = [("", clouds)]
-        if name == "SO(3)":
-            candidates.append(("pca+", rotate(clouds, principal_axes(clouds))))
+        candidates = [("", clouds), ("pca+", rotate(clouds, principal_axes(clouds)))]  # pca+auto: up_axis="pca"
         for prefix, base in candidates:
             per_orientation = torch.stack([
                 logits_of(model, class_embeds, rotate(base, np.broadcast_to(o, (len(base), 3, 3))), 1)
@@ -170,7 +161,7 @@ def main() -> None:
                         help="a shipped model's short name or a folder (repeatable; default: every shipped model)")
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 4, 8], help="K for Dual Denoising models")
     parser.add_argument("--sets", nargs="+", choices=ORIENTATION_SETS, default=list(ORIENTATION_SETS),
-                        help="the orientation study's sets (each costs 24 passes per cloud, SO(3) 48)")
+                        help="the orientation study's sets (each costs 48 passes per cloud)")
     args = parser.parse_args()
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}

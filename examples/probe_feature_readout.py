@@ -10,7 +10,8 @@ no augmentation; a random view of the teacher's image features or a random capti
 zero-shot top-1 of `get_point_features` (K=1, S=1) on 256 scored shapes every 50 updates (K=8, S=10 as well at the
 end). The scored shapes come from the *validation split*: the last --validation-per-class training shapes of every
 class, left out of training (so settings are never chosen on the test split); `--eval-split test` scores the test
-split instead. --overrides sets any config field. One core per probe (OMP_NUM_THREADS=1): about 8 minutes for 300.
+split instead (--eval-samples of it); `--train-classes seen` trains on the seen classes only and reports seen and
+unseen top-1 apart (the unseen-category table). --overrides sets any config field. One core per probe (OMP_NUM_THREADS=1): about 8 minutes for 300.
 
 Variants (the README's "why the method does not classify at this budget" table):
   contrastive           the ULIP baseline (InfoNCE on [CLS; max-pool] -> linear)
@@ -41,7 +42,7 @@ import torch.nn.functional as F  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
-from dual_denoising.data import load_triples  # noqa: E402
+from dual_denoising.data import load_triples, load_triples_metadata  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, prepare_points  # noqa: E402
 from dual_denoising.pipeline_dual_denoising import ORIENTATIONS  # noqa: E402
 from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
@@ -100,6 +101,10 @@ def main() -> None:
     parser.add_argument("--augment", choices=["none", "orientations"], default="none",
                         help="orientations: turn every training cloud by one of the 24 axis-aligned rotations "
                         "(uniform, per cloud and update), so the model learns to read any up axis")
+    parser.add_argument("--train-classes", choices=["all", "seen"], default="all",
+                        help="seen: train on the dataset's seen classes only (its metadata's seen_classes) and report "
+                        "seen and unseen top-1 separately (the unseen-category table; use with --eval-split test)")
+    parser.add_argument("--eval-samples", type=int, default=256, help="how many shapes of --eval-split are scored")
     parser.add_argument("--save", type=Path, help="save the trained model here (a from_pretrained folder) and keep a "
                         "resumable state in it every 200 updates while training")
     args = parser.parse_args()
@@ -112,10 +117,18 @@ def main() -> None:
     # validation: the last shapes of every class in the training split, never trained on
     held_out = validation_indices(labels, args.validation_per_class)
     if args.eval_split == "validation":
-        scored = train.select(np.random.default_rng(0).permutation(held_out)[:256].tolist())
+        scored = train.select(np.random.default_rng(0).permutation(held_out)[: args.eval_samples].tolist())
         train = train.select(np.setdiff1d(np.arange(len(train)), held_out).tolist())
     else:
-        scored = load_triples(data, split="test").shuffle(seed=0).select(range(256)).with_format("numpy")
+        test_split = load_triples(data, split="test").shuffle(seed=0)
+        scored = test_split.select(range(min(args.eval_samples, len(test_split)))).with_format("numpy")
+    seen_ids = None
+    if args.train_classes == "seen":
+        seen = load_triples_metadata(data).get("seen_classes")
+        if not seen or args.mix_scans:
+            raise SystemExit("--train-classes seen needs seen_classes in the dataset's metadata and no --mix-scans")
+        seen_ids = [train.features["label"].names.index(name) for name in seen]
+        train = train.select(np.flatnonzero(np.isin(np.asarray(train["label"]), seen_ids)).tolist())
     points = normalize_to_unit_sphere(torch.as_tensor(np.stack(train["points"])).float())
     scans = []  # (V, M, 1024, 3): the same training shapes, scanned (row for row)
     for folder in args.mix_scans:
@@ -146,12 +159,18 @@ def main() -> None:
         optimizer, lambda s: min(1.0, (s + 1) / 40) * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
     generator = torch.Generator().manual_seed(args.seed)
 
-    def top1(chains: int = 1, steps: int = 1) -> float:
+    def right(chains: int = 1, steps: int = 1) -> torch.Tensor:
+        """`(scored,)` booleans: top-1 right on the scored shapes with K = chains, S = steps."""
         model.eval()
         with torch.no_grad():
-            embeds = model.get_point_features(test_points, chains, steps, generator=torch.Generator().manual_seed(0))
+            embeds = torch.cat([model.get_point_features(chunk, chains, steps,
+                                                         generator=torch.Generator().manual_seed(0))
+                                for chunk in test_points.split(256)])
         model.train()
-        return 100 * ((embeds @ class_embeds.T).argmax(1) == test_labels).float().mean().item()
+        return (embeds @ class_embeds.T).argmax(1) == test_labels
+
+    def top1(chains: int = 1, steps: int = 1) -> float:
+        return 100 * right(chains, steps).float().mean().item()
 
     print(f"| variant | update | loss | top-1 (256 {args.eval_split} shapes, K=1, S=1) | seconds |\n"
           "|---|---:|---:|---:|---:|")
@@ -202,6 +221,11 @@ def main() -> None:
     final = {"K1S1": curve[args.steps]}
     if model.config.objective == "dual_denoising":
         final["K8S10"] = top1(8, 10)
+    if seen_ids is not None:  # the unseen-category table: each part's top-1 among all the class names
+        hits, is_seen = right(), torch.isin(test_labels, torch.as_tensor(seen_ids))
+        final.update({f"{part}_K1S1": 100 * hits[mask].float().mean().item()
+                      for part, mask in (("seen", is_seen), ("unseen", ~is_seen))})
+        final.update(seen_shapes=int(is_seen.sum()), unseen_shapes=int((~is_seen).sum()))
     print(f"final top-1 on {args.eval_split}: {final}")
     if args.save:
         model.save_pretrained(args.save)
@@ -210,7 +234,8 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"variant": args.variant, "overrides": overrides, "steps": args.steps,
-                                        "eval_split": args.eval_split, "curve": curve, "final": final,
+                                        "eval_split": args.eval_split, "train_classes": args.train_classes,
+                                        "eval_samples": len(test_labels), "curve": curve, "final": final,
                                         "seconds": time.time() - start}, indent=2) + "\n")
 
 

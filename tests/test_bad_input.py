@@ -67,6 +67,10 @@ def test_embed_never_replaces_an_input(tmp_path, cloud_file):
     assert array_input.read_bytes() == before
     # an existing row-order file is not replaced without --overwrite
     assert_refused(run_cli("embed", str(text_input), "--out", str(tmp_path / "X.npy")), "exists", "--overwrite")
+    # embed has no labels to search the orientations with
+    for searched in ("auto", "pca"):
+        assert_refused(run_cli("embed", str(text_input), "--out", str(tmp_path / "Y.npy"), "--up-axis", searched),
+                       f"--up-axis {searched}", "y, z or x")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

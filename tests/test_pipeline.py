@@ -313,6 +313,26 @@ def test_up_axis_auto_undoes_axis_aligned_turns():
         classifier(y_up, candidate_labels=classes, up_axis="north")
 
 
+def test_up_axis_pca_is_blind_to_the_pose(classifier, clouds):
+    """'pca' turns the principal axes onto x, y, z, then searches the 24 turns: a cloud in any pose gets the answer
+    of the same cloud upright (a model without a head: the most confident of a set the pose does not change)."""
+    from dual_denoising.pipeline_dual_denoising import principal_axes
+
+    cloud = clouds[2].astype(np.float64) * [1.0, 2.0, 0.5]  # three distinct extents: the principal axes are stable
+    q, r = np.linalg.qr(np.random.default_rng(3).standard_normal((3, 3)))
+    pose = q * np.sign(np.diag(r))
+    pose[:, 0] *= np.linalg.det(pose)  # a proper rotation
+    axes = principal_axes(cloud @ pose.T)
+    assert np.allclose(axes @ axes.T, np.eye(3)) and np.isclose(np.linalg.det(axes), 1.0)
+    upright = classifier(cloud, candidate_labels=LABELS, up_axis="pca")
+    posed = classifier(cloud @ pose.T, candidate_labels=LABELS, up_axis="pca")
+    assert [r["label"] for r in posed] == [r["label"] for r in upright]
+    np.testing.assert_allclose([r["score"] for r in posed], [r["score"] for r in upright], rtol=1e-4)
+    # the pose does change what a named axis reads
+    assert not np.allclose([r["score"] for r in classifier(cloud @ pose.T, candidate_labels=LABELS, up_axis="y")],
+                           [r["score"] for r in classifier(cloud, candidate_labels=LABELS, up_axis="y")], rtol=1e-4)
+
+
 def test_defences_are_pipeline_options(classifier, clouds):
     """Issue 19: purification and randomized smoothing reach the pipeline; the baseline refuses what it lacks."""
     from transformers import pipeline as make_pipeline

@@ -21,7 +21,7 @@ from . import __version__
 from .training.arguments import DefaultsHelpFormatter, add_pretraining_arguments
 
 # stated in help texts and choices; tests/test_cli.py checks each against the module that owns it
-UP_AXES = ("y", "z", "x", "auto")  # pipeline_dual_denoising.UP_AXES
+UP_AXES = ("y", "z", "x", "auto", "pca")  # pipeline_dual_denoising.UP_AXES
 DEFENSES = ("srs", "sor")  # evaluation.attacks.DEFENSES
 DEFAULT_EPS_SWEEP = "0,0.01,0.02,0.05"  # evaluation.zero_shot.DEFAULT_EPS_SWEEP
 SAMPLE_METHODS = ("fps", "random")  # data.triples.SAMPLE_METHODS
@@ -69,7 +69,8 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--up-axis", choices=UP_AXES, default=None,
                         help="the axis that points up in the files: y (the models' convention), z (trimesh, most CAD "
                         "tools and scanners) or x; clouds are turned Y-up. auto (classify only): find it, from the "
-                        "24 axis-aligned orientations (about 25 times the cost). Default: classify auto for a model "
+                        "24 axis-aligned orientations (about 25 times the cost); pca (classify only, for clouds in "
+                        "an arbitrary pose): principal axes onto x, y, z first, then auto. Default: classify auto for a model "
                         "with an orientation head (the shipped default), else y; embed y")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr "
                         "is not a terminal)")

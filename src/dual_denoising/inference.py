@@ -29,6 +29,7 @@ from .fileio import load_points
 from .modeling_dual_denoising import DualDenoisingModel
 from .pipeline_dual_denoising import (
     EMBEDDED_MODEL,
+    SEARCHED_UP_AXES,
     TASK,
     default_up_axis,
     embedded_models,
@@ -154,7 +155,7 @@ def run_classify(args: argparse.Namespace) -> int:
     up_axis = args.up_axis or default_up_axis(model)
     clouds = [  # model-ready, so that a cloud the model cannot take is named by its file
         prepare_point_cloud(c, config.num_points, max(config.group_size, config.num_groups), config.in_channels,
-                            source=str(p), up_axis="y" if up_axis == "auto" else up_axis)
+                            source=str(p), up_axis="y" if up_axis in SEARCHED_UP_AXES else up_axis)
         for p, c in zip(paths, clouds)
     ]
     classifier = pipeline(TASK, model=model, tokenizer=tokenizer)
@@ -166,7 +167,7 @@ def run_classify(args: argparse.Namespace) -> int:
         chunk = clouds[start : start + args.batch_size]
         results += classifier(chunk, candidate_labels=labels, num_noise_samples=args.num_noise_samples,
                               num_inference_steps=args.num_inference_steps, batch_size=args.batch_size,
-                              up_axis="auto" if up_axis == "auto" else "y")
+                              up_axis=up_axis if up_axis in SEARCHED_UP_AXES else "y")
         bar.update(len(chunk))
     bar.close()
     top = [result[: args.top_k] for result in results]
@@ -183,9 +184,9 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_embed(args: argparse.Namespace) -> int:
     _check_counts(args)
-    if args.up_axis == "auto":
-        raise ValueError("--up-axis auto keeps the orientation the classification is surest of, and embed has no "
-                         "labels to classify with; give the files' up axis (y, z or x)")
+    if args.up_axis in SEARCHED_UP_AXES:
+        raise ValueError(f"--up-axis {args.up_axis} keeps the orientation the classification is surest of, and embed "
+                         "has no labels to classify with; give the files' up axis (y, z or x)")
     args.up_axis = args.up_axis or "y"  # embed's default: the models' convention
     args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
     out = Path(args.out)

@@ -117,7 +117,9 @@ EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 # The models are trained Y-up. A cloud whose up axis is x or z is turned (a proper rotation) so that it points along +y;
 # "auto" classifies the cloud in every axis-aligned orientation and keeps one by `choose_orientation`: the most
 # confident, weighed with the model's orientation head where it has one (`DualDenoisingModel.get_orientation_logits`).
-UP_AXES = ("y", "z", "x", "auto")
+# "pca" (a cloud in an arbitrary pose) first turns the cloud's principal axes onto the coordinate axes, then does "auto".
+UP_AXES = ("y", "z", "x", "auto", "pca")
+SEARCHED_UP_AXES = ("auto", "pca")  # the up axes found by classifying the cloud in the 24 orientations
 _TO_Y_UP = {
     "y": np.eye(3),
     "z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),  # (x, y, z) -> (x, z, -y)
@@ -138,6 +140,18 @@ def _axis_aligned_rotations() -> np.ndarray:
 
 
 ORIENTATIONS = _axis_aligned_rotations()
+
+
+def principal_axes(points: np.ndarray | torch.Tensor) -> np.ndarray:
+    """`(..., 3, 3)` proper rotations that turn each cloud `(..., N, 3)`'s principal axes onto x, y, z (largest variance
+    first), computed in float64 about the cloud's mean. The eigenvectors' signs and the order of equal variances are
+    arbitrary, but every such choice differs by one of the 24 `ORIENTATIONS`, which `up_axis="pca"` searches anyway."""
+    xyz = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    centred = xyz - xyz.mean(axis=-2, keepdims=True)
+    _, vectors = np.linalg.eigh(np.swapaxes(centred, -1, -2) @ centred)  # ascending eigenvalues
+    basis = vectors[..., ::-1].copy()  # columns: largest variance first
+    basis[..., 2] *= np.sign(np.linalg.det(basis))[..., None]  # a proper rotation (det +1)
+    return np.swapaxes(basis, -1, -2)
 
 
 def choose_orientation(logits: torch.Tensor, turn_logits: torch.Tensor | None = None,
@@ -243,8 +257,10 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             up_axis: the axis that points up in the input, `"y"` (the models' convention), `"z"` (trimesh, most CAD
                 tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in each of the
                 24 axis-aligned orientations and keeps one by `choose_orientation`: the most confident, weighed with
-                the model's orientation head where it has one (about 25 times the cost of a named axis). Default
-                (`default_up_axis`): `"auto"` for a model with an orientation head (the shipped default), else `"y"`.
+                the model's orientation head where it has one (about 25 times the cost of a named axis). `"pca"`, for
+                a cloud in an arbitrary pose (not axis-aligned), turns its principal axes onto x, y, z first
+                (`principal_axes`), then does the same. Default (`default_up_axis`): `"auto"` for a model with an
+                orientation head (the shipped default), else `"y"`.
             batch_size: clouds per forward pass.
         Returns:
             `[{"score", "label"}]` sorted by score, or one such list per cloud for a list or batch input.
@@ -360,10 +376,13 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             raise ValueError(f"up_axis must be one of {UP_AXES} (the axis that points up in the cloud); got {up_axis!r}")
         cloud = prepare_point_cloud(
             inputs, config.num_points, max(config.group_size, config.num_groups), config.in_channels, source=source,
-            up_axis="y" if up_axis == "auto" else up_axis,
+            up_axis="y" if up_axis in SEARCHED_UP_AXES else up_axis,
         )
-        points = cloud[None]  # (1, N, C); with "auto" (1, 24, N, C): the cloud in every axis-aligned orientation
-        if up_axis == "auto":
+        if up_axis == "pca":  # principal axes onto x, y, z; which of them is up is then searched as for "auto"
+            axes = torch.as_tensor(principal_axes(cloud[:, :3]), dtype=cloud.dtype)
+            cloud = torch.cat([cloud[:, :3] @ axes.T, cloud[:, 3:]], dim=-1)
+        points = cloud[None]  # (1, N, C); searched: (1, 24, N, C), the cloud in every axis-aligned orientation
+        if up_axis in SEARCHED_UP_AXES:
             rotations = torch.as_tensor(ORIENTATIONS, dtype=cloud.dtype)
             xyz = torch.einsum("rij,nj->rni", rotations, cloud[:, :3])
             points = torch.cat([xyz, cloud[None, :, 3:].expand(len(rotations), -1, -1)], dim=-1)[None]
@@ -377,7 +396,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             raise ValueError("all clouds of one call must share candidate_labels")
         class_embeds = self._class_embeds_cache[keys[0]]
         points = model_inputs["points"].to(self.device, self.model.dtype)
-        orientations = points.shape[1] if points.dim() == 4 else 0  # up_axis="auto": (B, 24, N, C)
+        orientations = points.shape[1] if points.dim() == 4 else 0  # up_axis auto or pca: (B, 24, N, C)
         turn_logits = None
         if orientations:
             if getattr(self.model, "orientation_head", None) is not None:  # candidate 0: the cloud as given
