@@ -186,7 +186,7 @@ def prepare_point_cloud(
     """
     where = f"{source}: " if source else ""
     if up_axis not in _TO_Y_UP:
-        hint = "; 'auto' needs the labels: pass it to the pipeline" if up_axis == "auto" else ""
+        hint = f"; {up_axis!r} needs the labels: pass it to the pipeline" if up_axis in SEARCHED_UP_AXES else ""
         raise ValueError(f"up_axis must be one of {UP_AXES[:3]} here (the axis that points up in the cloud){hint}; "
                          f"got {up_axis!r}")
     array = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points)
