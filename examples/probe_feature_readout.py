@@ -129,6 +129,7 @@ def main() -> None:
             raise SystemExit("--train-classes seen needs seen_classes in the dataset's metadata and no --mix-scans")
         seen_ids = [train.features["label"].names.index(name) for name in seen]
         train = train.select(np.flatnonzero(np.isin(np.asarray(train["label"]), seen_ids)).tolist())
+        print(f"training on the {len(seen_ids)} seen classes only: {len(train)} shapes", flush=True)
     points = normalize_to_unit_sphere(torch.as_tensor(np.stack(train["points"])).float())
     scans = []  # (V, M, 1024, 3): the same training shapes, scanned (row for row)
     for folder in args.mix_scans:
