@@ -217,7 +217,7 @@ def main() -> None:
     labels = torch.as_tensor(np.asarray(test["label"]))
     names = test.features["label"].names
     rows = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+    settings = {k: (v.name if isinstance(v, Path) else v) for k, v in vars(args).items()  # folder names, not paths
                 if k not in ("model", "out", "work_dir")}
 
     def save(name: str, row: dict) -> None:
@@ -226,13 +226,13 @@ def main() -> None:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
 
     transfer = None
-    if args.transfer_from is not None:
-        print(f"crafting transfer adversarials on {args.transfer_from}", flush=True)
-        transfer = transfer_adversarials(args.transfer_from, points, labels, names, args)
     for spec in args.model:
         name, _, folder = spec.partition("=")
         if name in rows and all(f"pgd_linf_{eps}" in rows[name] for eps in args.eps):
             continue
+        if args.transfer_from is not None and transfer is None:  # once, and only if some cell is still to do
+            print(f"crafting transfer adversarials on {args.transfer_from}", flush=True)
+            transfer = transfer_adversarials(args.transfer_from, points, labels, names, args)
         print(f"{name}: {folder}" + (" (resuming)" if name in rows else ""), flush=True)
         row = evaluate_model(Path(folder), points, labels, names, args, row=rows.get(name),
                              save=lambda r, name=name: save(name, r), transfer=transfer)
