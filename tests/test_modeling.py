@@ -107,6 +107,30 @@ def test_context_gradient_scale():
     assert grads[0.1] == pytest.approx(0.1 * grads[1.0], rel=1e-4)
 
 
+def test_feature_contrastive_weight_adds_infonce_on_the_x0_estimate():
+    """0 is the paper's MSE only (no extra term); > 0 adds w * InfoNCE(normalize(x0_hat), normalize(z0)) exactly."""
+    inputs = tester.get_inputs()
+    torch.manual_seed(0)
+    paper = DualDenoisingModel(tester.get_config(denoiser_context_grad_scale=1.0))
+    out = paper(**inputs, generator=seeded())
+    assert out.contrastive_loss is None
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + out.feature_loss)
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(feature_contrastive_weight=0.5, denoiser_context_grad_scale=1.0))
+    aux = model(**inputs, generator=seeded())
+    torch.testing.assert_close(aux.feature_loss, out.feature_loss)  # same weights, same draws
+    F = torch.nn.functional
+    logits = model.logit_scale.exp() * aux.point_embeds @ F.normalize(aux.target_features, dim=-1).T
+    labels = torch.arange(logits.shape[0])
+    expected = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    torch.testing.assert_close(aux.contrastive_loss, expected)
+    torch.testing.assert_close(aux.loss, out.loss + 0.5 * expected)
+    aux.contrastive_loss.backward()
+    assert _encoder_gradient(model) > 0  # the term reaches the encoder through the denoiser (gamma = 1)
+    with pytest.raises(Exception, match="feature_contrastive_weight must be >= 0"):
+        tester.get_config(feature_contrastive_weight=-1.0)
+
+
 def test_legacy_stop_gradient_field_maps_to_gamma():
     assert tester.get_config(denoiser_stop_gradient=True).denoiser_context_grad_scale == 0.0
     assert tester.get_config(denoiser_stop_gradient=False).denoiser_context_grad_scale == 1.0

@@ -44,10 +44,12 @@ class DualDenoisingModelOutput(ModelOutput):
 
     Args:
         loss: `()`, the training loss: `lambda_rec * reconstruction_loss + lambda_feat * feature_loss` for Dual
-            Denoising, `contrastive_loss` for the baseline.
+            Denoising (`+ feature_contrastive_weight * contrastive_loss` when that weight is > 0), `contrastive_loss`
+            for the baseline.
         reconstruction_loss: `()`, Chamfer distance between predicted and clean patches (PointDAE).
         feature_loss: `()`, MSE of the denoiser's prediction (x0 or noise) against its target.
-        contrastive_loss: `()`, ULIP's symmetric InfoNCE against image and text embeddings (baseline only).
+        contrastive_loss: `()`, ULIP's symmetric InfoNCE against image and text embeddings (the baseline), or the
+            method's auxiliary InfoNCE on its x0 estimate (when `feature_contrastive_weight` > 0; else None).
         point_embeds: `(B, D)`, L2-normalised 3D embedding: the denoiser's x0 estimate at the sampled timestep
             (Dual Denoising) or the projected pooled tokens (baseline). For inference use `get_point_features`.
         predicted_patches: `(B, G, k, 3)`, decoder output: clean patches relative to the noisy centres.
@@ -669,12 +671,20 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         target = z0 if config.feature_prediction_type == "sample" else noise
         feature_loss = F.mse_loss(predicted, target)
         z0_estimate = self.scheduler.predict_original(predicted, tau, z_tau)
+        point_embeds = F.normalize(z0_estimate, dim=-1)
+        loss = config.lambda_rec * reconstruction_loss + config.lambda_feat * feature_loss
+        # (7) optional departure: + lambda_nce InfoNCE(normalize(z0_hat), normalize(z0)) over the batch
+        contrastive_loss = None
+        if config.feature_contrastive_weight > 0:
+            contrastive_loss = self._info_nce(point_embeds, z0)
+            loss = loss + config.feature_contrastive_weight * contrastive_loss
 
         return DualDenoisingModelOutput(
-            loss=config.lambda_rec * reconstruction_loss + config.lambda_feat * feature_loss,
+            loss=loss,
             reconstruction_loss=reconstruction_loss,
             feature_loss=feature_loss,
-            point_embeds=F.normalize(z0_estimate, dim=-1),
+            contrastive_loss=contrastive_loss,
+            point_embeds=point_embeds,
             predicted_patches=predicted_patches,
             target_patches=target_patches,
             predicted_features=predicted,
@@ -687,6 +697,13 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             hidden_states=hidden_states,
         )
 
+    def _info_nce(self, point_embeds: torch.Tensor, target_embeds: torch.Tensor) -> torch.Tensor:
+        """CLIP's symmetric InfoNCE of `(B, D)` normalised 3D embeddings against `(B, D)` targets (normalised here),
+        the batch's other rows the negatives, at the model's logit scale."""
+        logits = self.logit_scale.exp() * point_embeds @ F.normalize(target_embeds.float(), dim=-1).T
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
     def _forward_contrastive(self, points, image_embeds, text_embeds, generator) -> DualDenoisingModelOutput:
         """ULIP: clean input, pooled tokens projected to D, symmetric InfoNCE against image and text embeddings."""
         if image_embeds is None and text_embeds is None:
@@ -696,13 +713,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             points = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
         hidden_states = self.encode(points)
         point_embeds = F.normalize(self._pool_and_project(hidden_states[-1]).float(), dim=-1)
-        labels = torch.arange(points.shape[0], device=points.device)
-        scale = self.logit_scale.exp()
-        losses = []
-        for embeds in (text_embeds, image_embeds):
-            if embeds is not None:
-                logits = scale * point_embeds @ F.normalize(self._pick(embeds, generator).float(), dim=-1).T
-                losses.append((F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2)
+        targets = [embeds for embeds in (text_embeds, image_embeds) if embeds is not None]
+        losses = [self._info_nce(point_embeds, self._pick(embeds, generator)) for embeds in targets]
         loss = torch.stack(losses).sum()
         return DualDenoisingModelOutput(
             loss=loss,
