@@ -443,12 +443,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         self.text_model = CLIPTextModelWithProjection(config.text_config) if config.text_config is not None else None
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.point_noise = DualDenoisingPointNoiseSchedule(config.point_noise_max_sigma, config.point_noise_steps)
-        self.scheduler = DualDenoisingFeatureScheduler(
-            config.feature_num_train_timesteps,
-            config.feature_beta_schedule,
-            config.feature_prediction_type,
-            log_snr_shift=config.feature_log_snr_shift,
-        )
+        self.scheduler = DualDenoisingFeatureScheduler(config.feature_num_train_timesteps, config.feature_beta_schedule,
+                                                       config.feature_prediction_type, config.feature_log_snr_shift)
         self.post_init()
         self._freeze_text_model()
 
@@ -573,29 +569,27 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         device = generator.device if generator is not None else like.device
         return torch.randint(high, shape, generator=generator, device=device).to(like.device)
 
+    def _rand(self, shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        device = generator.device if generator is not None else like.device
+        return torch.rand(shape, generator=generator, device=device).to(like.device)
+
     def sample_feature_timesteps(
         self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> torch.Tensor:
         """The feature-diffusion timesteps tau `(B,)` training draws: the config's `feature_timestep_*` law."""
         config = self.config
         return self.scheduler.sample_timesteps(
-            batch_size,
-            sampling=config.feature_timestep_sampling,
-            logit_mean=config.feature_logit_mean,
-            logit_std=config.feature_logit_std,
-            max_prob=config.feature_timestep_max_prob,
-            stratified=config.feature_timestep_stratified,
-            generator=generator,
-            device=device,
+            batch_size, sampling=config.feature_timestep_sampling, logit_mean=config.feature_logit_mean,
+            logit_std=config.feature_logit_std, max_prob=config.feature_timestep_max_prob,
+            stratified=config.feature_timestep_stratified, generator=generator, device=device,
         )
 
     def _point_timesteps(self, batch_size: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """PointDAE's noise levels `(B,)`: t ~ U{0..T-1}, a share `point_noise_clean_prob` of the clouds at t = 0."""
         t = self._randint(self.config.point_noise_steps, (batch_size,), like, generator)
         if self.config.point_noise_clean_prob > 0:
-            device = generator.device if generator is not None else like.device
-            clean = torch.rand(batch_size, generator=generator, device=device).to(like.device)
-            t = torch.where(clean < self.config.point_noise_clean_prob, torch.zeros_like(t), t)
+            clean = self._rand(batch_size, like, generator) < self.config.point_noise_clean_prob
+            t = torch.where(clean, torch.zeros_like(t), t)
         return t
 
     def _pick(self, embeds: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -639,8 +633,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         visible = None
         if config.mask_ratio > 0:  # Point-MAE: the encoder sees a random subset of the groups
             num_visible = point_config.num_groups - int(config.mask_ratio * point_config.num_groups)
-            scores = torch.rand(batch_size, point_config.num_groups, generator=generator, device=(
-                generator.device if generator is not None else points.device)).to(points.device)
+            scores = self._rand((batch_size, point_config.num_groups), points, generator)
             keep = scores.argsort(dim=1)[:, :num_visible]
             visible = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, keep, True)
             tokens = tokens[visible].reshape(batch_size, num_visible, -1)
@@ -650,11 +643,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         # (3) PointDAE decoder on the last block's group tokens: L_rec = Chamfer(P_hat, P_0 + c_0 - c_t)
         predicted_patches = self.decoder(hidden_states[-1][:, 1:], noisy_centers, visible)  # (B, G, k, 3)
         scored = ~visible if visible is not None else torch.ones_like(center_indices, dtype=torch.bool)
-        reconstruction_loss = chamfer_distance(
-            predicted_patches[scored].float(),
-            target_patches[scored].float(),
-            norm=config.reconstruction_loss.removeprefix("chamfer_"),
-        )
+        reconstruction_loss = chamfer_distance(predicted_patches[scored].float(), target_patches[scored].float(),
+                                               norm=config.reconstruction_loss.removeprefix("chamfer_"))
 
         # (4) Lower branch: DDPM over the teacher feature z_0 = sqrt(D) normalize(e), tau from the configured
         # distribution, z_tau = sqrt(abar_tau) z_0 + sqrt(1 - abar_tau) eps on the (shifted) schedule
