@@ -14,7 +14,7 @@ import torch
 from transformers import CLIPConfig, CLIPModel, pipeline
 
 import dual_denoising  # noqa: F401  (registers the task)
-from dual_denoising import DualDenoisingModel
+from dual_denoising import DualDenoisingModel, resolve_model
 from dual_denoising.cli import main as cli_main
 from dual_denoising.inference import cosine_top_k, embed_point_clouds
 from dual_denoising.pipeline_dual_denoising import TASK, ZeroShot3DClassificationPipeline
@@ -348,7 +348,7 @@ def test_defences_are_pipeline_options(classifier, clouds):
         classifier(clouds[0], candidate_labels=labels, inference_point_noise_level=10_000)
     with pytest.raises(ValueError, match="purification_rounds must be an integer >= 0"):
         classifier(clouds[0], candidate_labels=labels, purification_rounds=-1)
-    baseline = make_pipeline(TASK)  # the shipped default: the contrastive control
+    baseline = make_pipeline(TASK, model=resolve_model("ulip-noise-tiny"))  # the shipped contrastive control
     with pytest.raises(ValueError, match="purification_rounds apply to Dual Denoising models"):
         baseline(clouds[0], candidate_labels=labels, purification_rounds=1, up_axis="y")
     with pytest.raises(ValueError, match="num_noise_samples apply to Dual Denoising models"):
