@@ -386,3 +386,61 @@ def test_fsdp_config_wraps_the_models_blocks(tmp_path):
     plugin.set_auto_wrap_policy(model)
     wrapped = {cls.__name__ for cls in plugin.auto_wrap_policy.keywords["transformer_layer_cls"]}
     assert wrapped == set(DualDenoisingModel._no_split_modules)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Scan-style training (issue 14): --scan_datasets
+# ---------------------------------------------------------------------------------------------------------------------
+def write_scans(root: Path, shapes_per_class: int = 5) -> Path:
+    """SynthShapes-Scan (object only) of the workspace's shapes: the same classes, seed and split."""
+    from dual_denoising.synth.scan import build_synthshapes_scan
+
+    dataset, metadata = build_synthshapes_scan("object", shapes_per_class, seed=0, num_points=256, classes=CLASSES,
+                                               progress=False)
+    return save_triples(dataset, root, metadata=metadata)
+
+
+def test_scan_datasets_replace_clouds_by_their_own_scans(workspace, tmp_path):
+    scans = write_scans(tmp_path / "scans")
+    args = T.parse_args(pretrain_argv(workspace, tmp_path / "out", "--scan_datasets", str(scans),
+                                      "--scan_probability", "0.5", "--augmentations", "none"))
+    config = T.load_model_config(args)
+    split = load_triples(workspace["data"], split="train")
+    _, rows = T.make_train_dataloader(split, args, config, 0)
+    scan_split = load_triples(scans, split="train").with_format("numpy")
+    scan_of = {s: np.asarray(p) for s, p in zip(scan_split["shape_id"], scan_split["points"])}
+    complete = split.with_format("numpy")
+    replaced = 0
+    for epoch in range(4):
+        rows.set_epoch(epoch)
+        for index in range(len(rows)):
+            got = rows[index]["points"].numpy()
+            shape_id = complete[index]["shape_id"]
+            rng = lambda: np.random.default_rng([args.seed, epoch, index])  # noqa: E731  (the row's own stream)
+            as_scan = rows.transform({"points": scan_of[shape_id]}, rng=rng())["points"].numpy()
+            as_cloud = rows.transform({"points": complete[index]["points"]}, rng=rng())["points"].numpy()
+            assert np.array_equal(got, as_scan) or np.array_equal(got, as_cloud), (epoch, index)
+            replaced += np.array_equal(got, as_scan)
+    assert 0.3 < replaced / (4 * len(rows)) < 0.7  # about half, by the row's seeded draw
+
+    # the run records the scan folders by name only, and its card says what was mixed in
+    output_dir = tmp_path / "run"
+    results = T.pretrain(T.parse_args(pretrain_argv(workspace, output_dir, "--scan_datasets", str(scans),
+                                                    "--max_train_steps", "2", "--eval_split", "none")))
+    assert results["data"]["scan_datasets"] == ["scans (local folder)"] and results["data"]["scan_probability"] == 0.6
+    assert results["args"]["scan_datasets"] == ["scans (local folder)"]
+    assert str(tmp_path) not in (output_dir / "train_results.json").read_text()
+    assert "replaced by its scan with probability 0.6" in (output_dir / "README.md").read_text()
+
+
+def test_scan_datasets_must_hold_every_training_shape(workspace, tmp_path):
+    scans = write_scans(tmp_path / "few", shapes_per_class=3)  # 2 training shapes per class, not 4
+    args = T.parse_args(pretrain_argv(workspace, tmp_path / "out", "--scan_datasets", str(scans)))
+    with pytest.raises(ValueError, match=r"no scan of 8 of the 16 training shapes .*'chair_0002'.*--shapes-per-class"):
+        T.make_train_dataloader(load_triples(workspace["data"], split="train"), args, T.load_model_config(args), 0)
+    with pytest.raises(ValueError, match="drop --streaming"):
+        T.parse_args(pretrain_argv(workspace, tmp_path / "out", "--scan_datasets", str(scans), "--streaming",
+                                   "--max_train_steps", "2"))
+    with pytest.raises(ValueError, match=r"--scan_probability must be in \(0, 1\]"):
+        T.parse_args(pretrain_argv(workspace, tmp_path / "out", "--scan_datasets", str(scans),
+                                   "--scan_probability", "0"))

@@ -47,6 +47,14 @@ class PretrainingArguments:
     )
     augmentations: Literal["ulip", "none"] = _help("training point augmentations", default="ulip")
     up_axis: Literal["x", "y", "z"] = _help("up axis of the clouds, for the rotation augmentation", default="y")
+    scan_datasets: list[str] | None = _help(
+        "scan-style training: triples datasets (folders or Hub ids) holding a scan of every training shape under its "
+        "shape_id, e.g. `dual-denoising make-synthetic --scan object` of the same shapes; each training cloud is "
+        "replaced, with probability --scan_probability, by its scan from one of them (drawn uniformly), and keeps "
+        "its shape's targets", default=None
+    )
+    scan_probability: float = _help("share of the training clouds replaced by a scan (with --scan_datasets)",
+                                    default=0.6)
     dataloader_num_workers: int = _help("DataLoader worker processes (0 reads in the training process)", default=0)
     # -- teacher and model ----------------------------------------------------------------------------------------
     teacher: str | None = _help(
@@ -127,6 +135,10 @@ class PretrainingArguments:
             self.preset = "tiny"
         if self.eval_split is not None and self.eval_split.lower() == "none":
             self.eval_split = None
+        if self.scan_datasets and self.streaming:
+            raise ValueError("--scan_datasets pairs rows by shape_id, which a stream cannot look up: drop --streaming")
+        if self.scan_datasets and not 0.0 < self.scan_probability <= 1.0:
+            raise ValueError(f"--scan_probability must be in (0, 1]; got {self.scan_probability}")
         if self.streaming and self.max_train_steps is None:
             raise ValueError("--streaming has no epoch length: give --max_train_steps")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
@@ -159,6 +171,8 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
             kwargs["default"] = spec.default
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is list:  # list[str]: one or more values after the option
+            kwargs.update(nargs="+", type=typing.get_args(kind)[0])
         elif typing.get_origin(kind) is Literal:
             kwargs["choices"] = typing.get_args(kind)
         else:

@@ -92,6 +92,10 @@ def model_card(args: PretrainingArguments, config: DualDenoisingConfig, results:
         f"; its embeddings of the {cost['rows']} rows were computed for this run in {cost['seconds']:.0f} s on "
         f"{cost['device']}"
     )
+    scans = "-" if not data.get("scan_datasets") else (
+        f"each training cloud replaced by its scan with probability {data['scan_probability']}, from "
+        + ", ".join(f"`{name}`" for name in data["scan_datasets"])
+    )
     eval_rows = "\n".join(
         f"| {label} | {_percent(evaluation.get(f'{key}accuracy'))} | {evaluation.get(f'num_{key}samples', 'n/a')} |"
         for label, key in (("all classes", ""), ("seen classes", "seen_"), ("unseen classes", "unseen_"))
@@ -122,6 +126,7 @@ classifier("chair.ply", candidate_labels=["chair", "table", "lamp"])
 - seen classes: {", ".join(data.get("seen_classes") or []) or "-"}
 - unseen classes: {", ".join(data.get("unseen_classes") or []) or "-"}
 - teacher: `{portable(args.teacher) or "embeddings precomputed in the dataset"}`{features}
+- scans mixed in: {scans}
 
 ## Training budget
 

@@ -204,8 +204,10 @@ class SeededRows(torch.utils.data.Dataset):
     uninterrupted one. Call `set_epoch` before each pass.
     """
 
-    def __init__(self, dataset: datasets.Dataset, transform: PointCloudTransform, seed: int):
+    def __init__(self, dataset: datasets.Dataset, transform: PointCloudTransform, seed: int,
+                 scans: list[tuple[datasets.Dataset, np.ndarray]] | None = None, scan_probability: float = 0.0):
         self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
+        self.scans, self.scan_probability = scans or [], scan_probability
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -214,6 +216,11 @@ class SeededRows(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def _prepare(self, row: dict, index: int) -> dict:
+        if self.scans:  # scan-style training, on a stream of its own: the other draws stay what they are without it
+            pick = np.random.default_rng([self.seed, self.epoch, index, 1])
+            if pick.random() < self.scan_probability:
+                scans, scan_row = self.scans[int(pick.integers(len(self.scans)))]
+                row = {**row, "points": scans[int(scan_row[index])]["points"]}
         rng = np.random.default_rng([self.seed, self.epoch, index])
         row = self.transform(row, rng=rng)
         for key in EMBED_COLUMNS:
@@ -314,6 +321,29 @@ def _select_training_rows(split: Any, args: PretrainingArguments, metadata: dict
     return split
 
 
+def match_scans(split: datasets.Dataset, args: PretrainingArguments) -> list[tuple[datasets.Dataset, np.ndarray]]:
+    """For each of `--scan_datasets`: its `--train_split` (shape_id and points) and, for every training row, the row
+    of that shape's scan. Every training shape must have a scan in every scan dataset."""
+    if not args.scan_datasets:
+        return []
+    if "shape_id" not in split.column_names:
+        raise ValueError(f"--scan_datasets pairs clouds by shape_id, and {args.dataset} has no shape_id column")
+    wanted = [str(s) for s in split["shape_id"]]
+    matched = []
+    for name in args.scan_datasets:
+        scans = _load_split(name, args.train_split).select_columns(["shape_id", "points"])
+        where = {str(s): i for i, s in enumerate(scans["shape_id"])}
+        missing = [s for s in wanted if s not in where]
+        if missing:
+            raise ValueError(
+                f"--scan_datasets {name}: no scan of {len(missing)} of the {len(wanted)} training shapes (e.g. "
+                f"{missing[0]!r}); scan the same shapes (make-synthetic --scan VARIANT with the training set's "
+                "--shapes-per-class and --seed)"
+            )
+        matched.append((scans.with_format("numpy"), np.asarray([where[s] for s in wanted])))
+    return matched
+
+
 def make_train_dataloader(
     split: Any, args: PretrainingArguments, config: DualDenoisingConfig, process_index: int
 ) -> tuple[torch.utils.data.DataLoader, SeededRows | None]:
@@ -340,7 +370,9 @@ def make_train_dataloader(
         point_config.num_points, min_points=min_points, random_start=True, with_colors=with_colors,
         augmentations=ulip_augmentations(args.up_axis) if args.augmentations == "ulip" else None,
     )
-    rows = SeededRows(split, transform, args.seed)
+    if args.scan_datasets and with_colors:
+        raise ValueError("--scan_datasets: scans carry no colors, and this model reads 6 channels")
+    rows = SeededRows(split, transform, args.seed, match_scans(split, args), args.scan_probability)
     loader = torch.utils.data.DataLoader(
         rows,
         batch_size=args.per_device_train_batch_size,
@@ -737,8 +769,10 @@ def pretrain(args: PretrainingArguments) -> dict:
                 "seen_classes": metadata.get("seen_classes"),
                 "unseen_classes": metadata.get("unseen_classes"),
                 "teacher_features_cost": features_cost,
+                "scan_datasets": [portable(name) for name in args.scan_datasets or []] or None,
+                "scan_probability": args.scan_probability if args.scan_datasets else None,
             },
-            "args": {k: portable(v) if k in PATH_ARGUMENTS else v for k, v in dataclasses.asdict(args).items()},
+            "args": {k: _portable_argument(k, v) for k, v in dataclasses.asdict(args).items()},
         }
         (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         model_card(args, config, results).save(output_dir / "README.md")
@@ -749,6 +783,13 @@ def pretrain(args: PretrainingArguments) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and the process group: nothing collective after this
     return results
+
+
+def _portable_argument(name: str, value: Any) -> Any:
+    """An argument as `train_results.json` records it: paths by their folder names only (`portable`)."""
+    if name == "scan_datasets" and value:
+        return [portable(v) for v in value]
+    return portable(value) if name in PATH_ARGUMENTS else value
 
 
 def _append_json(path: Path, record: dict) -> None:
