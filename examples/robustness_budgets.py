@@ -99,6 +99,8 @@ def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | Non
         feature_kwargs["purification_rounds"] = args.purification_rounds
         if args.purification_level is not None:
             feature_kwargs["purification_noise_level"] = args.purification_level
+        if args.purification_keep_input:
+            feature_kwargs["purification_keep_input"] = True
     with torch.no_grad():
         class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(model_dir))
     classifier = ZeroShotClassifier(model, class_embeds, stochastic=stochastic, **feature_kwargs)
@@ -202,6 +204,8 @@ def main() -> None:
                         help="PointDAE purification rounds before encoding (Dual Denoising models)")
     parser.add_argument("--purification-level", type=int, default=None,
                         help="the point-noise level t of each purification round (default: the model's config)")
+    parser.add_argument("--purification-keep-input", action="store_true",
+                        help="with purification, average the embeddings of the cloud as given and of the purified one")
     parser.add_argument("--split", choices=["test", "validation"], default="test",
                         help="validation: the last 16 training shapes of every class (for choosing settings)")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -500,6 +500,26 @@ def test_purification_is_differentiable_and_reproducible():
         tester.get_config(objective="contrastive", purification_rounds=1)
 
 
+def test_purification_keep_input_averages_the_given_and_the_purified_cloud():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config()).eval()
+    points = tester.get_inputs()["points"].requires_grad_(True)
+    kept = model.get_point_features(points, 2, 1, generator=seeded(1), purification_rounds=1,
+                                    purification_keep_input=True)
+    generator = seeded(1)  # the same stream, drawn in the same order: purify, then the two embeddings
+    purified = model.purify_points(points, model.config.purification_noise_level, 1, generator)
+    given = model.get_point_features(points, 2, 1, generator=generator)
+    rebuilt = model.get_point_features(purified, 2, 1, generator=generator)
+    torch.testing.assert_close(kept, torch.nn.functional.normalize(given + rebuilt, dim=-1))
+    (grad,) = torch.autograd.grad(kept.sum(), points)
+    assert grad.abs().sum() > 0
+    without = model.get_point_features(points, 2, 1, generator=seeded(1), purification_rounds=1)
+    assert not torch.allclose(kept, without)
+    # without purification rounds there is nothing to keep the input beside: the option changes nothing
+    torch.testing.assert_close(model.get_point_features(points, 2, 1, generator=seeded(1), purification_keep_input=True),
+                               model.get_point_features(points, 2, 1, generator=seeded(1)))
+
+
 def test_contrastive_smoothing_averages_noisy_copies():
     torch.manual_seed(0)
     model = DualDenoisingModel(tester.get_config(objective="contrastive")).eval()

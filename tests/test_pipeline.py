@@ -342,6 +342,11 @@ def test_defences_are_pipeline_options(classifier, clouds):
     purified = classifier(clouds[0], candidate_labels=labels, purification_rounds=1)
     assert purified == classifier(clouds[0], candidate_labels=labels, purification_rounds=1)  # seeded
     assert purified != plain
+    kept = classifier(clouds[0], candidate_labels=labels, purification_rounds=1, purification_keep_input=True)
+    assert kept == classifier(clouds[0], candidate_labels=labels, purification_rounds=1, purification_keep_input=True)
+    assert kept != purified
+    with pytest.raises(ValueError, match="purification_keep_input must be True or False"):
+        classifier(clouds[0], candidate_labels=labels, purification_rounds=1, purification_keep_input="yes")
     smoothed = classifier(clouds[0], candidate_labels=labels, inference_point_noise_level=100, num_noise_samples=2)
     assert smoothed != plain
     with pytest.raises(ValueError, match="inference_point_noise_level must be below"):
@@ -351,6 +356,8 @@ def test_defences_are_pipeline_options(classifier, clouds):
     baseline = make_pipeline(TASK, model=resolve_model("ulip-noise-tiny"))  # the shipped contrastive control
     with pytest.raises(ValueError, match="purification_rounds apply to Dual Denoising models"):
         baseline(clouds[0], candidate_labels=labels, purification_rounds=1, up_axis="y")
+    with pytest.raises(ValueError, match="purification_keep_input apply to Dual Denoising models"):
+        baseline(clouds[0], candidate_labels=labels, purification_keep_input=True, up_axis="y")
     with pytest.raises(ValueError, match="num_noise_samples apply to Dual Denoising models"):
         baseline(clouds[0], candidate_labels=labels, num_noise_samples=4, up_axis="y")
     smooth = dict(candidate_labels=labels, inference_point_noise_level=100, num_noise_samples=4, up_axis="y")

@@ -151,6 +151,9 @@ def add_evaluate_command(subparsers) -> None:
     parser.add_argument("--purification-rounds", type=int, default=None, metavar="R",
                         help="PointDAE purification rounds before encoding, Dual Denoising models (default: the "
                         "model's)")
+    parser.add_argument("--purification-keep-input", action=argparse.BooleanOptionalAction, default=None,
+                        help="with purification, average the embeddings of the cloud as given and of the purified "
+                        "cloud (default: the model's)")
     parser.add_argument("--linf-eps-sweep", type=float_list, default=float_list(DEFAULT_EPS_SWEEP), metavar="E1,E2",
                         help=f"PGD-Linf radii for the accuracy-against-epsilon plot (default: {DEFAULT_EPS_SWEEP})")
     parser.add_argument("--defense", choices=["none", *DEFENSES], default="none",

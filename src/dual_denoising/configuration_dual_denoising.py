@@ -123,6 +123,9 @@ class DualDenoisingConfig(PreTrainedConfig):
         purification_rounds: R; > 0 purifies the input R times with PointDAE before encoding it (add point noise at
             `purification_noise_level`, keep the decoder's clean patches; `DualDenoisingModel.purify_points`).
         purification_noise_level: the point-noise level t of each purification round.
+        purification_keep_input: with purification, also encode the cloud as given and average the two normalised
+            embeddings (the purified cloud's and the input's): the input keeps its details, the rebuild its
+            robustness (README, Results, issue 19).
         orientation_head: carry a small head that predicts which of the 24 axis-aligned rotations turns a cloud
             upright (`DualDenoisingModel.get_orientation_logits`); it is fitted after pretraining on the frozen encoder
             (`training.fit_orientation_head`) and read by `up_axis="auto"` (docs/design.md section 14).
@@ -180,6 +183,7 @@ class DualDenoisingConfig(PreTrainedConfig):
     inference_point_noise_level: int = 0
     purification_rounds: int = 0
     purification_noise_level: int = 250
+    purification_keep_input: bool = False
     orientation_head: bool = False
     orientation_confidence_weight: float | int = 8.0
     mask_ratio: float | int = 0.0

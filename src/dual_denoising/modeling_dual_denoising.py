@@ -756,6 +756,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         inference_point_noise_level: int | None = None,
         purification_rounds: int | None = None,
         purification_noise_level: int | None = None,
+        purification_keep_input: bool | None = None,
     ) -> torch.Tensor:
         """Parallel noise inference: the L2-normalised 3D embedding `(B, D)` in the teacher's space.
 
@@ -775,6 +776,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
                 contrastive baseline takes it too: K noisy copies, their normalised embeddings averaged.
             purification_rounds: R (default `config.purification_rounds`); > 0 first purifies the cloud R times with
                 `purify_points` at `purification_noise_level` (default `config.purification_noise_level`).
+            purification_keep_input: with purification, average the normalised embeddings of the cloud as given and
+                of the purified cloud (default `config.purification_keep_input`).
         """
         config = self.config
         self._check_input(points)
@@ -782,7 +785,16 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         if rounds > 0:
             if purification_noise_level is None:
                 purification_noise_level = config.purification_noise_level
-            points = self.purify_points(points, purification_noise_level, rounds, generator)
+            if purification_keep_input is None:
+                purification_keep_input = config.purification_keep_input
+            purified = self.purify_points(points, purification_noise_level, rounds, generator)
+            if purification_keep_input:  # the input's embedding and the purified cloud's, each normalised, averaged
+                shared = dict(num_noise_samples=num_noise_samples, num_inference_steps=num_inference_steps,
+                              generator=generator, inference_point_noise_level=inference_point_noise_level,
+                              purification_rounds=0)
+                return F.normalize(self.get_point_features(points, **shared)
+                                   + self.get_point_features(purified, **shared), dim=-1)
+            points = purified
         noise_level = (
             inference_point_noise_level if inference_point_noise_level is not None
             else config.inference_point_noise_level

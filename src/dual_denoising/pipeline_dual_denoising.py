@@ -252,7 +252,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 tower).
             num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model's).
             inference_point_noise_level: t_in > 0 is randomized smoothing, K noisy copies through the encoder (either
-                objective); purification_rounds: PointDAE purification first (Dual Denoising; default: the model's).
+                objective); purification_rounds: PointDAE purification first (Dual Denoising; default: the model's);
+                purification_keep_input: with purification, average the embeddings of the cloud as given and of the
+                purified cloud (default: the model's).
             seed: seeds the denoising noise, so the same call gives the same answer (default 0).
             up_axis: the axis that points up in the input, `"y"` (the models' convention), `"z"` (trimesh, most CAD
                 tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in each of the
@@ -284,6 +286,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         num_inference_steps=None,
         inference_point_noise_level=None,
         purification_rounds=None,
+        purification_keep_input=None,
         seed=None,
         up_axis=None,
         **kwargs,
@@ -297,6 +300,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         for n, (value, low) in options.items():
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
                 raise ValueError(f"{n} must be an integer >= {low}; got {value!r}")
+        if purification_keep_input is not None and not isinstance(purification_keep_input, bool):
+            raise ValueError(f"purification_keep_input must be True or False; got {purification_keep_input!r}")
         if inference_point_noise_level is not None and inference_point_noise_level >= config.point_noise_steps:
             raise ValueError(f"inference_point_noise_level must be below point_noise_steps={config.point_noise_steps}; "
                              f"got {inference_point_noise_level}")
@@ -304,6 +309,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                      else config.inference_point_noise_level) > 0
         method_only = ["num_inference_steps", "purification_rounds"] + ([] if smoothing else ["num_noise_samples"])
         given = [n for n in method_only if options[n][0] is not None]
+        given += ["purification_keep_input"] if purification_keep_input is not None else []
         if given and config.objective != "dual_denoising":
             raise ValueError(f"{' and '.join(given)} apply to Dual Denoising models (num_noise_samples also to "
                              f"randomized smoothing, inference_point_noise_level > 0); this model is the "
@@ -323,6 +329,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         for n in ("num_inference_steps", "inference_point_noise_level", "purification_rounds"):
             if options[n][0] is not None:
                 forward[n] = options[n][0]
+        if purification_keep_input is not None:
+            forward["purification_keep_input"] = purification_keep_input
         if seed is not None:
             forward["seed"] = seed
         return preprocess, forward, {}

@@ -159,6 +159,7 @@ def evaluate_zero_shot(
     num_inference_steps: int | None = None,
     inference_point_noise_level: int | None = None,
     purification_rounds: int | None = None,
+    purification_keep_input: bool | None = None,
     batch_size: int = 16,
     max_samples: int | None = None,
     seed: int = 0,
@@ -184,7 +185,8 @@ def evaluate_zero_shot(
         num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model config's).
         inference_point_noise_level: t_in > 0 is randomized smoothing (K noisy copies of the cloud through the
             encoder), for either objective; purification_rounds: PointDAE purification first (Dual Denoising models;
-            both `get_point_features` options, default the model config's). The attacks see through both.
+            both `get_point_features` options, default the model config's), purification_keep_input: with it,
+            average the embeddings of the cloud as given and of the purified one. The attacks see through all of them.
         max_samples: evaluate on this many rows, drawn with `seed` (a shuffled subset keeps the classes mixed).
         seed: seeds the model's noise and the attacks (separate streams per process and purpose).
         top_k: the k of the top-k accuracy (5).
@@ -223,9 +225,9 @@ def evaluate_zero_shot(
         raise ValueError(f"class_embeds has {class_embeds.shape[0]} rows; the dataset has {len(class_names)} classes")
     feature_kwargs = {"num_noise_samples": num_noise_samples, "num_inference_steps": num_inference_steps,
                       "inference_point_noise_level": inference_point_noise_level,
-                      "purification_rounds": purification_rounds}
+                      "purification_rounds": purification_rounds, "purification_keep_input": purification_keep_input}
     feature_kwargs = {k: v for k, v in feature_kwargs.items() if v is not None}
-    if purification_rounds and getattr(model.config, "objective", None) == "contrastive":
+    if (purification_rounds or purification_keep_input) and getattr(model.config, "objective", None) == "contrastive":
         raise ValueError("purification_rounds needs the PointDAE decoder of a Dual Denoising model; this model is the "
                          "contrastive baseline: leave it out")
     stochastic = _is_stochastic(model, inference_point_noise_level)
@@ -528,6 +530,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         model, dataset, class_embeds=class_embeds, tokenizer=tokenizer, attacks=attacks, linf_eps_sweep=sweep,
         defense=defense, num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,
         inference_point_noise_level=args.inference_point_noise_level, purification_rounds=args.purification_rounds,
+        purification_keep_input=args.purification_keep_input,
         batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, up_axis=args.up_axis,
         accelerator=accelerator, show_progress=not args.no_progress,
     )
