@@ -722,10 +722,9 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         rounds: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        """PointDAE purification (in the spirit of PointDP, with the model's own denoiser): each round adds point
-        noise at level `noise_level`, picks G centres by FPS on the noisy cloud, and replaces the cloud by the
-        decoder's clean patches around them, `(B, G * k, 3)`. Differentiable with respect to `points`; `generator`
-        makes it reproducible."""
+        """PointDAE purification (PointDP's idea with the model's own denoiser): each round adds point noise at level
+        `noise_level`, picks G centres by FPS on the noisy cloud and replaces the cloud by the decoder's clean patches
+        around them, `(B, G * k, 3)`. Differentiable with respect to `points`; `generator` makes it repeatable."""
         if self.config.objective != "dual_denoising":
             raise ValueError("purification needs the PointDAE decoder: this model is the contrastive baseline")
         if self.config.point_config.in_channels != 3:
@@ -776,29 +775,21 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
                 contrastive baseline takes it too: K noisy copies, their normalised embeddings averaged.
             purification_rounds: R (default `config.purification_rounds`); > 0 first purifies the cloud R times with
                 `purify_points` at `purification_noise_level` (default `config.purification_noise_level`).
-            purification_keep_input: with purification, average the normalised embeddings of the cloud as given and
-                of the purified cloud (default `config.purification_keep_input`).
+            purification_keep_input: also embed the cloud as given and average (default: the config's).
         """
         config = self.config
         self._check_input(points)
         rounds = purification_rounds if purification_rounds is not None else config.purification_rounds
         if rounds > 0:
-            if purification_noise_level is None:
-                purification_noise_level = config.purification_noise_level
-            if purification_keep_input is None:
-                purification_keep_input = config.purification_keep_input
-            purified = self.purify_points(points, purification_noise_level, rounds, generator)
-            if purification_keep_input:  # the input's embedding and the purified cloud's, each normalised, averaged
-                shared = dict(num_noise_samples=num_noise_samples, num_inference_steps=num_inference_steps,
-                              generator=generator, inference_point_noise_level=inference_point_noise_level,
-                              purification_rounds=0)
-                return F.normalize(self.get_point_features(points, **shared)
-                                   + self.get_point_features(purified, **shared), dim=-1)
+            level = config.purification_noise_level if purification_noise_level is None else purification_noise_level
+            purified = self.purify_points(points, level, rounds, generator)
+            if config.purification_keep_input if purification_keep_input is None else purification_keep_input:
+                given, rebuilt = (self.get_point_features(x, num_noise_samples, num_inference_steps, generator,
+                                                          inference_point_noise_level, 0) for x in (points, purified))
+                return F.normalize(given + rebuilt, dim=-1)  # each embedding normalised, then their mean
             points = purified
-        noise_level = (
-            inference_point_noise_level if inference_point_noise_level is not None
-            else config.inference_point_noise_level
-        )
+        noise_level = inference_point_noise_level
+        noise_level = config.inference_point_noise_level if noise_level is None else noise_level
         if config.objective == "contrastive":
             if noise_level == 0:
                 return F.normalize(self._pool_and_project(self.encode(points)[-1]).float(), dim=-1)
