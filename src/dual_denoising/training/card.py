@@ -11,7 +11,8 @@ from ..configuration_dual_denoising import DualDenoisingConfig
 from ..data import is_hub_id, portable
 from .arguments import PUSH_IGNORE_PATTERNS, PretrainingArguments
 
-PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint")
+PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint",
+                  "scan_datasets")
 
 
 def check_hub_access(repo_id: str, private: bool = False) -> None:

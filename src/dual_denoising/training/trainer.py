@@ -769,7 +769,7 @@ def pretrain(args: PretrainingArguments) -> dict:
                 "seen_classes": metadata.get("seen_classes"),
                 "unseen_classes": metadata.get("unseen_classes"),
                 "teacher_features_cost": features_cost,
-                "scan_datasets": [portable(name) for name in args.scan_datasets or []] or None,
+                "scan_datasets": _portable_argument("scan_datasets", args.scan_datasets),
                 "scan_probability": args.scan_probability if args.scan_datasets else None,
             },
             "args": {k: _portable_argument(k, v) for k, v in dataclasses.asdict(args).items()},
@@ -786,10 +786,10 @@ def pretrain(args: PretrainingArguments) -> dict:
 
 
 def _portable_argument(name: str, value: Any) -> Any:
-    """An argument as `train_results.json` records it: paths by their folder names only (`portable`)."""
-    if name == "scan_datasets" and value:
-        return [portable(v) for v in value]
-    return portable(value) if name in PATH_ARGUMENTS else value
+    """An argument as `train_results.json` records it: paths (one or a list) by their folder names only (`portable`)."""
+    if name not in PATH_ARGUMENTS:
+        return value
+    return [portable(v) for v in value] if isinstance(value, list) else portable(value)
 
 
 def _append_json(path: Path, record: dict) -> None:
