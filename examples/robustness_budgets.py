@@ -17,7 +17,8 @@ chosen on), and on a seeded subset of --robust-samples of those shapes (the same
   transfer     with --transfer-from: the clouds attacked on another (deterministic) model, scored on this one.
 Deterministic models (the contrastive baselines) get one attack per eps (EOT and fixed randomness are the same).
 Also: milliseconds per cloud of clean inference (batch 64, this machine's threads). The JSON is written after every
-cell, and a rerun with the same --out resumes: finished cells are kept, not recomputed.
+cell, and a rerun with the same --out resumes: finished attacks are kept, not recomputed (so a later command can add
+--long-eps to a finished row).
 """
 
 from __future__ import annotations
@@ -115,23 +116,26 @@ def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | Non
     if "subset_clean" not in row:
         row["subset_clean"] = summary(accuracy(classifier, sub_points, sub_labels, args.batch_size, seed=0))
     for eps in args.eps:
-        if f"pgd_linf_{eps}" in row:  # finished by an earlier run
+        cell = dict(row.get(f"pgd_linf_{eps}", {}))  # attacks finished by an earlier run are kept
+        if not missing_attacks(cell, eps, args, stochastic):
             continue
-        cell = {}
-        if transfer is not None:
-            cell["transfer"] = summary(accuracy(classifier, transfer[eps], sub_labels, args.batch_size, seed=5000))
-        attack = PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic else 1)
-        adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
-        cell["adaptive"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
-        if not stochastic:  # no noise to fix: the adaptive attack is the white-box attack
-            cell["fixed"] = cell["adaptive"]
-        elif not args.skip_fixed:
-            fixed = FixedRandomnessClassifier(model, class_embeds, **feature_kwargs)
-            adversarial = attacked(PGDLinf(eps=eps, steps=args.steps), fixed, sub_points, sub_labels, args.batch_size)
-            cell["fixed"] = summary(accuracy(fixed, adversarial, sub_labels, args.batch_size, seed=0))
-            cell["robust"] = min(cell["adaptive"], cell["fixed"], key=lambda c: c["accuracy"])
-        cell.setdefault("robust", cell["adaptive"])
-        if eps in args.long_eps and (not stochastic or args.long_stochastic):
+        if "adaptive" not in cell:
+            if transfer is not None:
+                cell["transfer"] = summary(accuracy(classifier, transfer[eps], sub_labels, args.batch_size,
+                                                    seed=5000))
+            attack = PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic else 1)
+            adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
+            cell["adaptive"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
+            if not stochastic:  # no noise to fix: the adaptive attack is the white-box attack
+                cell["fixed"] = cell["adaptive"]
+            elif not args.skip_fixed:
+                fixed = FixedRandomnessClassifier(model, class_embeds, **feature_kwargs)
+                adversarial = attacked(PGDLinf(eps=eps, steps=args.steps), fixed, sub_points, sub_labels,
+                                       args.batch_size)
+                cell["fixed"] = summary(accuracy(fixed, adversarial, sub_labels, args.batch_size, seed=0))
+                cell["robust"] = min(cell["adaptive"], cell["fixed"], key=lambda c: c["accuracy"])
+            cell.setdefault("robust", cell["adaptive"])
+        if "long" not in cell and long_attack_wanted(eps, args, stochastic):
             attack = PGDLinf(eps=eps, steps=args.long_steps, eot_samples=args.eot if stochastic else 1)
             adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
             cell["long"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
@@ -141,6 +145,16 @@ def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | Non
         if save is not None:
             save(row)
     return row
+
+
+def long_attack_wanted(eps: float, args, stochastic: bool) -> bool:
+    return eps in args.long_eps and (not stochastic or args.long_stochastic)
+
+
+def missing_attacks(cell: dict, eps: float, args, stochastic: bool) -> bool:
+    """Whether the cell of `eps` still lacks an attack this command asks for (so a later command can add the long
+    attack to a row finished without it)."""
+    return "adaptive" not in cell or ("long" not in cell and long_attack_wanted(eps, args, stochastic))
 
 
 def robust_subset(num_points: int, args) -> torch.Tensor:
@@ -232,8 +246,11 @@ def main() -> None:
     transfer = None
     for spec in args.model:
         name, _, folder = spec.partition("=")
-        if name in rows and all(f"pgd_linf_{eps}" in rows[name] for eps in args.eps):
-            continue
+        if name in rows:  # a finished row is skipped without loading its model
+            stochastic = rows[name]["objective"] == "dual_denoising" or args.smoothing_level > 0
+            if not any(missing_attacks(rows[name].get(f"pgd_linf_{eps}", {}), eps, args, stochastic)
+                       for eps in args.eps):
+                continue
         if args.transfer_from is not None and transfer is None:  # once, and only if some cell is still to do
             print(f"crafting transfer adversarials on {args.transfer_from}", flush=True)
             transfer = transfer_adversarials(args.transfer_from, points, labels, names, args)

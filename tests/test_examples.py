@@ -37,11 +37,11 @@ def test_schedule_check_tells_a_readable_schedule_from_one_that_needs_the_points
     assert _share("--overrides", '{"feature_timestep_max_prob": 0.0, "feature_log_snr_shift": -6.24}') > 60
 
 
-def _budgets(work: Path, out: Path, *eps: str) -> subprocess.CompletedProcess:
+def _budgets(work: Path, out: Path, *eps: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     shipped = ROOT / "src" / "dual_denoising" / "pretrained" / "ulip-tiny"
     command = [sys.executable, str(ROOT / "examples" / "robustness_budgets.py"), "--work-dir", str(work), "--out",
                str(out), "--model", f"plain={shipped}", "--robust-samples", "3", "--steps", "1", "--eps", *eps,
-               "--transfer-from", str(shipped)]
+               "--transfer-from", str(shipped), *extra]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr
@@ -67,3 +67,8 @@ def test_robustness_budgets_resumes_cell_by_cell_and_scores_transfer(tmp_path):
     second = json.loads(out.read_text())["plain"]
     assert second["pgd_linf_0.01"]["adaptive"]["marker"] == "kept" and "pgd_linf_0.02" in second
     assert second["clean"] == first["clean"]
+    # a later command adds the long attack to a finished cell, keeping the attacks already there
+    run = _budgets(tmp_path, out, "0.01", extra=("--long-eps", "0.01", "--long-steps", "2"))
+    third = json.loads(out.read_text())["plain"]
+    assert third["pgd_linf_0.01"]["adaptive"]["marker"] == "kept" and "long" in third["pgd_linf_0.01"]
+    assert third["pgd_linf_0.02"] == second["pgd_linf_0.02"]
