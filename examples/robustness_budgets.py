@@ -18,7 +18,7 @@ chosen on), and on a seeded subset of --robust-samples of those shapes (the same
 Deterministic models (the contrastive baselines) get one attack per eps (EOT and fixed randomness are the same).
 Also: milliseconds per cloud of clean inference (batch 64, this machine's threads). The JSON is written after every
 cell, and a rerun with the same --out resumes: finished attacks are kept, not recomputed (so a later command can add
---long-eps to a finished row).
+--long-eps or --transfer-from to a finished row).
 """
 
 from __future__ import annotations
@@ -117,12 +117,11 @@ def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | Non
         row["subset_clean"] = summary(accuracy(classifier, sub_points, sub_labels, args.batch_size, seed=0))
     for eps in args.eps:
         cell = dict(row.get(f"pgd_linf_{eps}", {}))  # attacks finished by an earlier run are kept
-        if not missing_attacks(cell, eps, args, stochastic):
+        if not missing_attacks(cell, eps, args, stochastic, transfer is not None):
             continue
+        if transfer is not None and "transfer" not in cell:
+            cell["transfer"] = summary(accuracy(classifier, transfer[eps], sub_labels, args.batch_size, seed=5000))
         if "adaptive" not in cell:
-            if transfer is not None:
-                cell["transfer"] = summary(accuracy(classifier, transfer[eps], sub_labels, args.batch_size,
-                                                    seed=5000))
             attack = PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic else 1)
             adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
             cell["adaptive"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
@@ -151,10 +150,11 @@ def long_attack_wanted(eps: float, args, stochastic: bool) -> bool:
     return eps in args.long_eps and (not stochastic or args.long_stochastic)
 
 
-def missing_attacks(cell: dict, eps: float, args, stochastic: bool) -> bool:
+def missing_attacks(cell: dict, eps: float, args, stochastic: bool, transfer: bool) -> bool:
     """Whether the cell of `eps` still lacks an attack this command asks for (so a later command can add the long
-    attack to a row finished without it)."""
-    return "adaptive" not in cell or ("long" not in cell and long_attack_wanted(eps, args, stochastic))
+    or the transfer attack to a row finished without it)."""
+    return ("adaptive" not in cell or ("long" not in cell and long_attack_wanted(eps, args, stochastic))
+            or (transfer and "transfer" not in cell))
 
 
 def robust_subset(num_points: int, args) -> torch.Tensor:
@@ -248,8 +248,8 @@ def main() -> None:
         name, _, folder = spec.partition("=")
         if name in rows:  # a finished row is skipped without loading its model
             stochastic = rows[name]["objective"] == "dual_denoising" or args.smoothing_level > 0
-            if not any(missing_attacks(rows[name].get(f"pgd_linf_{eps}", {}), eps, args, stochastic)
-                       for eps in args.eps):
+            if not any(missing_attacks(rows[name].get(f"pgd_linf_{eps}", {}), eps, args, stochastic,
+                                       args.transfer_from is not None) for eps in args.eps):
                 continue
         if args.transfer_from is not None and transfer is None:  # once, and only if some cell is still to do
             print(f"crafting transfer adversarials on {args.transfer_from}", flush=True)

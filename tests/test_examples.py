@@ -67,8 +67,11 @@ def test_robustness_budgets_resumes_cell_by_cell_and_scores_transfer(tmp_path):
     second = json.loads(out.read_text())["plain"]
     assert second["pgd_linf_0.01"]["adaptive"]["marker"] == "kept" and "pgd_linf_0.02" in second
     assert second["clean"] == first["clean"]
-    # a later command adds the long attack to a finished cell, keeping the attacks already there
+    # a later command adds the long (and a missing transfer) attack to a finished cell, keeping the attacks there
+    del second["pgd_linf_0.01"]["transfer"]
+    out.write_text(json.dumps({"plain": second}))
     run = _budgets(tmp_path, out, "0.01", extra=("--long-eps", "0.01", "--long-steps", "2"))
     third = json.loads(out.read_text())["plain"]
-    assert third["pgd_linf_0.01"]["adaptive"]["marker"] == "kept" and "long" in third["pgd_linf_0.01"]
+    assert third["pgd_linf_0.01"]["adaptive"]["marker"] == "kept"
+    assert {"long", "transfer"} <= set(third["pgd_linf_0.01"])
     assert third["pgd_linf_0.02"] == second["pgd_linf_0.02"]
