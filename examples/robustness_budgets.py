@@ -17,8 +17,10 @@ chosen on), and on a seeded subset of --robust-samples of those shapes (the same
   transfer     with --transfer-from: the clouds attacked on another (deterministic) model, scored on this one.
 Deterministic models (the contrastive baselines) get one attack per eps (EOT and fixed randomness are the same).
 Also: milliseconds per cloud of clean inference (batch 64, this machine's threads). The JSON is written after every
-cell, and a rerun with the same --out resumes: finished attacks are kept, not recomputed (so a later command can add
---long-eps or --transfer-from to a finished row).
+batch of every attack, and a rerun with the same --out (and --batch-size) resumes: finished attacks are kept, not
+recomputed, and a stopped one goes on from its next batch (so a later command can add --long-eps, --transfer-from or
+a fixed attack skipped before to a finished row, and an attack of several hours can span several sittings). Every
+summary keeps which shapes were right ("right": "0110...", in subset order).
 """
 
 from __future__ import annotations
@@ -73,16 +75,42 @@ def accuracy(classifier, points, labels, batch_size: int, seed: int) -> np.ndarr
 
 
 def attacked(attack, classifier, points, labels, batch_size: int) -> torch.Tensor:
-    out = []
-    for i, start in enumerate(range(0, len(points), batch_size)):
-        chunk = slice(start, start + batch_size)
-        out.append(attack(classifier, points[chunk], labels[chunk], generator=torch.Generator().manual_seed(100 + i)))
-    return torch.cat(out)
+    return torch.cat([_attack_batch(attack, classifier, points, labels, batch_size, i)
+                      for i in range(-(-len(points) // batch_size))])
+
+
+def _attack_batch(attack, classifier, points, labels, batch_size: int, i: int) -> torch.Tensor:
+    """Batch `i` attacked with its own seeded generator (so a batch gives the same clouds alone or in a run)."""
+    chunk = slice(i * batch_size, (i + 1) * batch_size)
+    return attack(classifier, points[chunk], labels[chunk], generator=torch.Generator().manual_seed(100 + i))
+
+
+def attack_accuracy(attack, classifier, points, labels, batch_size: int, seed: int, progress: dict,
+                    checkpoint=None) -> np.ndarray:
+    """`(B,)` booleans: top-1 right on the attacked clouds, batch by batch. Batch i is attacked and scored exactly as
+    `accuracy(classifier, attacked(...), ..., seed)` would (the same seeds), but `progress` keeps each finished batch
+    (`{"batch_size": b, "right": ["0110...", ...]}`) and `checkpoint()` is called after each, so a run stopped
+    mid-attack resumes at the next batch (a 100-step attack through a stochastic chain can take hours)."""
+    if progress.get("batch_size") != batch_size:  # batches of another size are another computation: start over
+        progress.clear()
+        progress.update(batch_size=batch_size, right=[])
+    for i in range(len(progress["right"]), -(-len(points) // batch_size)):
+        adversarial = _attack_batch(attack, classifier, points, labels, batch_size, i)
+        with torch.no_grad():
+            logits = classifier(adversarial, generator=torch.Generator().manual_seed(seed + i))
+        right = logits.argmax(1) == labels[i * batch_size:(i + 1) * batch_size]
+        progress["right"].append("".join("1" if r else "0" for r in right.tolist()))
+        if checkpoint is not None:
+            checkpoint()
+    return np.array([c == "1" for c in "".join(progress["right"])])
 
 
 def summary(right: np.ndarray) -> dict:
+    """Accuracy with its Wilson 95% interval, and which shapes were right (`"0110..."`, in subset order, so a cell on
+    the first n shapes of a larger subset can be read off without rerunning it)."""
     low, high = wilson_interval(int(right.sum()), len(right))
-    return {"accuracy": float(right.mean()), "low": low, "high": high, "n": len(right)}
+    return {"accuracy": float(right.mean()), "low": low, "high": high, "n": len(right),
+            "right": "".join("1" if r else "0" for r in right.tolist())}
 
 
 def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | None = None, save=None,
@@ -116,29 +144,37 @@ def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | Non
     if "subset_clean" not in row:
         row["subset_clean"] = summary(accuracy(classifier, sub_points, sub_labels, args.batch_size, seed=0))
     for eps in args.eps:
-        cell = dict(row.get(f"pgd_linf_{eps}", {}))  # attacks finished by an earlier run are kept
+        key = f"pgd_linf_{eps}"
+        cell = dict(row.get(key, {}))  # attacks finished by an earlier run are kept, a stopped one is resumed
+
+        def run(kind: str, attack, scored, seed: int) -> dict:
+            """`kind`'s summary, attacked batch by batch; its finished batches are saved under cell["partial"]."""
+            progress = cell.setdefault("partial", {}).setdefault(kind, {})
+            right = attack_accuracy(attack, scored, sub_points, sub_labels, args.batch_size, seed, progress,
+                                    checkpoint=None if save is None else lambda: save({**row, key: cell}))
+            del cell["partial"][kind]
+            if not cell["partial"]:
+                del cell["partial"]
+            return summary(right)
+
         if not missing_attacks(cell, eps, args, stochastic, transfer is not None):
             continue
         if transfer is not None and "transfer" not in cell:
             cell["transfer"] = summary(accuracy(classifier, transfer[eps], sub_labels, args.batch_size, seed=5000))
         if "adaptive" not in cell:
-            attack = PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic else 1)
-            adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
-            cell["adaptive"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
+            cell["adaptive"] = run("adaptive", PGDLinf(eps=eps, steps=args.steps, eot_samples=args.eot if stochastic
+                                                       else 1), classifier, seed=5000)
             if not stochastic:  # no noise to fix: the adaptive attack is the white-box attack
                 cell["fixed"] = cell["adaptive"]
-            elif not args.skip_fixed:
-                fixed = FixedRandomnessClassifier(model, class_embeds, **feature_kwargs)
-                adversarial = attacked(PGDLinf(eps=eps, steps=args.steps), fixed, sub_points, sub_labels,
-                                       args.batch_size)
-                cell["fixed"] = summary(accuracy(fixed, adversarial, sub_labels, args.batch_size, seed=0))
-                cell["robust"] = min(cell["adaptive"], cell["fixed"], key=lambda c: c["accuracy"])
-            cell.setdefault("robust", cell["adaptive"])
+        if stochastic and not args.skip_fixed and "fixed" not in cell:
+            fixed = FixedRandomnessClassifier(model, class_embeds, **feature_kwargs)
+            cell["fixed"] = run("fixed", PGDLinf(eps=eps, steps=args.steps), fixed, seed=0)
+        if "adaptive" in cell:
+            cell["robust"] = min((cell[k] for k in ("adaptive", "fixed") if k in cell), key=lambda c: c["accuracy"])
         if "long" not in cell and long_attack_wanted(eps, args, stochastic):
-            attack = PGDLinf(eps=eps, steps=args.long_steps, eot_samples=args.eot if stochastic else 1)
-            adversarial = attacked(attack, classifier, sub_points, sub_labels, args.batch_size)
-            cell["long"] = summary(accuracy(classifier, adversarial, sub_labels, args.batch_size, seed=5000))
-        row[f"pgd_linf_{eps}"] = cell
+            cell["long"] = run("long", PGDLinf(eps=eps, steps=args.long_steps, eot_samples=args.eot if stochastic
+                                               else 1), classifier, seed=5000)
+        row[key] = cell
         print(f"  {model_dir.name} eps {eps}: " + ", ".join(f"{k} {100 * v['accuracy']:.1f}" for k, v in cell.items()),
               flush=True)
         if save is not None:
@@ -154,7 +190,7 @@ def missing_attacks(cell: dict, eps: float, args, stochastic: bool, transfer: bo
     """Whether the cell of `eps` still lacks an attack this command asks for (so a later command can add the long
     or the transfer attack to a row finished without it)."""
     return ("adaptive" not in cell or ("long" not in cell and long_attack_wanted(eps, args, stochastic))
-            or (transfer and "transfer" not in cell))
+            or (stochastic and not args.skip_fixed and "fixed" not in cell) or (transfer and "transfer" not in cell))
 
 
 def robust_subset(num_points: int, args) -> torch.Tensor:

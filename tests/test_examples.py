@@ -75,3 +75,34 @@ def test_robustness_budgets_resumes_cell_by_cell_and_scores_transfer(tmp_path):
     assert third["pgd_linf_0.01"]["adaptive"]["marker"] == "kept"
     assert {"long", "transfer"} <= set(third["pgd_linf_0.01"])
     assert third["pgd_linf_0.02"] == second["pgd_linf_0.02"]
+
+
+def test_robustness_budgets_resumes_a_stopped_attack_batch_by_batch_and_adds_a_skipped_fixed_attack(tmp_path):
+    points, labels = make_shapes(2, seed=3, num_points=1024)
+    features = triples_features(list(CLASSES), with_images=False, with_captions=False)
+    test = Dataset.from_dict({"shape_id": [f"s{i}" for i in range(len(points))], "points": points.numpy(),
+                              "label": labels.tolist()}, features=features)
+    save_triples(DatasetDict({"test": test}), tmp_path / "synthshapes-1024")
+    out = tmp_path / "table.json"
+    one_per_batch = ("--batch-size", "1")
+    _budgets(tmp_path, out, "0.05", extra=one_per_batch)
+    full = json.loads(out.read_text())["plain"]
+    right = full["pgd_linf_0.05"]["adaptive"]["right"]
+    assert len(right) == 3 and "partial" not in full["pgd_linf_0.05"]
+    # a run stopped after its first batch: that batch is kept (flipped here, so reuse shows), the rest recomputed
+    planted = "1" if right[0] == "0" else "0"
+    full["pgd_linf_0.05"] = {"partial": {"adaptive": {"batch_size": 1, "right": [planted]}}}
+    out.write_text(json.dumps({"plain": full}))
+    _budgets(tmp_path, out, "0.05", extra=one_per_batch)
+    resumed = json.loads(out.read_text())["plain"]["pgd_linf_0.05"]
+    assert resumed["adaptive"]["right"] == planted + right[1:] and "partial" not in resumed
+    # a stochastic row (smoothing makes the baseline one) first run with --skip-fixed gets its fixed attack later
+    smoothing = ("--smoothing-level", "250", "--chains", "1")
+    out = tmp_path / "smoothed.json"
+    _budgets(tmp_path, out, "0.05", extra=(*smoothing, "--skip-fixed"))
+    first = json.loads(out.read_text())["plain"]["pgd_linf_0.05"]
+    assert "fixed" not in first and first["robust"] == first["adaptive"]
+    _budgets(tmp_path, out, "0.05", extra=smoothing)
+    second = json.loads(out.read_text())["plain"]["pgd_linf_0.05"]
+    assert second["adaptive"] == first["adaptive"] and "fixed" in second
+    assert second["robust"]["accuracy"] == min(second["adaptive"]["accuracy"], second["fixed"]["accuracy"])
