@@ -37,6 +37,15 @@ def test_schedule_check_tells_a_readable_schedule_from_one_that_needs_the_points
     assert _share("--overrides", '{"feature_timestep_max_prob": 0.0, "feature_log_snr_shift": -6.24}') > 60
 
 
+def _test_split(work: Path) -> None:
+    """A tiny `synthshapes-1024` test split in `work` (the layout robustness_budgets.py reads)."""
+    points, labels = make_shapes(2, seed=3, num_points=1024)
+    features = triples_features(list(CLASSES), with_images=False, with_captions=False)
+    test = Dataset.from_dict({"shape_id": [f"s{i}" for i in range(len(points))], "points": points.numpy(),
+                              "label": labels.tolist()}, features=features)
+    save_triples(DatasetDict({"test": test}), work / "synthshapes-1024")
+
+
 def _budgets(work: Path, out: Path, *eps: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     shipped = ROOT / "src" / "dual_denoising" / "pretrained" / "ulip-tiny"
     command = [sys.executable, str(ROOT / "examples" / "robustness_budgets.py"), "--work-dir", str(work), "--out",
@@ -49,11 +58,7 @@ def _budgets(work: Path, out: Path, *eps: str, extra: tuple[str, ...] = ()) -> s
 
 
 def test_robustness_budgets_resumes_cell_by_cell_and_scores_transfer(tmp_path):
-    points, labels = make_shapes(2, seed=3, num_points=1024)
-    features = triples_features(list(CLASSES), with_images=False, with_captions=False)
-    test = Dataset.from_dict({"shape_id": [f"s{i}" for i in range(len(points))], "points": points.numpy(),
-                              "label": labels.tolist()}, features=features)
-    save_triples(DatasetDict({"test": test}), tmp_path / "synthshapes-1024")
+    _test_split(tmp_path)
     out = tmp_path / "table.json"
     _budgets(tmp_path, out, "0.01")
     first = json.loads(out.read_text())["plain"]
@@ -78,11 +83,7 @@ def test_robustness_budgets_resumes_cell_by_cell_and_scores_transfer(tmp_path):
 
 
 def test_robustness_budgets_resumes_a_stopped_attack_batch_by_batch_and_adds_a_skipped_fixed_attack(tmp_path):
-    points, labels = make_shapes(2, seed=3, num_points=1024)
-    features = triples_features(list(CLASSES), with_images=False, with_captions=False)
-    test = Dataset.from_dict({"shape_id": [f"s{i}" for i in range(len(points))], "points": points.numpy(),
-                              "label": labels.tolist()}, features=features)
-    save_triples(DatasetDict({"test": test}), tmp_path / "synthshapes-1024")
+    _test_split(tmp_path)
     out = tmp_path / "table.json"
     one_per_batch = ("--batch-size", "1")
     _budgets(tmp_path, out, "0.05", extra=one_per_batch)
