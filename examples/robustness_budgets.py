@@ -187,8 +187,8 @@ def long_attack_wanted(eps: float, args, stochastic: bool) -> bool:
 
 
 def missing_attacks(cell: dict, eps: float, args, stochastic: bool, transfer: bool) -> bool:
-    """Whether the cell of `eps` still lacks an attack this command asks for (so a later command can add the long
-    or the transfer attack to a row finished without it)."""
+    """Whether the cell of `eps` still lacks an attack this command asks for (so a later command can add the long,
+    the fixed or the transfer attack to a row finished without it)."""
     return ("adaptive" not in cell or ("long" not in cell and long_attack_wanted(eps, args, stochastic))
             or (stochastic and not args.skip_fixed and "fixed" not in cell) or (transfer and "transfer" not in cell))
 
