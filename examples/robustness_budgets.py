@@ -99,10 +99,15 @@ def attack_accuracy(attack, classifier, points, labels, batch_size: int, seed: i
         with torch.no_grad():
             logits = classifier(adversarial, generator=torch.Generator().manual_seed(seed + i))
         right = logits.argmax(1) == labels[i * batch_size:(i + 1) * batch_size]
-        progress["right"].append("".join("1" if r else "0" for r in right.tolist()))
+        progress["right"].append(bits(right))
         if checkpoint is not None:
             checkpoint()
     return np.array([c == "1" for c in "".join(progress["right"])])
+
+
+def bits(right) -> str:
+    """`(B,)` booleans as `"0110..."`: the form in which a cell keeps which shapes were right."""
+    return "".join("1" if r else "0" for r in right.tolist())
 
 
 def summary(right: np.ndarray) -> dict:
@@ -110,7 +115,7 @@ def summary(right: np.ndarray) -> dict:
     the first n shapes of a larger subset can be read off without rerunning it)."""
     low, high = wilson_interval(int(right.sum()), len(right))
     return {"accuracy": float(right.mean()), "low": low, "high": high, "n": len(right),
-            "right": "".join("1" if r else "0" for r in right.tolist())}
+            "right": bits(right)}
 
 
 def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | None = None, save=None,
