@@ -126,8 +126,10 @@ def test_cli_file_problems(tmp_path):
 
 
 def _model_copy(tmp_path: Path, name: str = "model") -> Path:
+    """A copy of the shipped default's folder, with the shipped models' shared text tower beside it."""
     folder = tmp_path / name
     shutil.copytree(EMBEDDED_MODEL, folder)
+    shutil.copytree(PRETRAINED_DIR / "shared", tmp_path / "shared", dirs_exist_ok=True)
     return folder
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from dual_denoising.cli import main as cli_main
@@ -52,10 +54,50 @@ def test_shipped_models_load_by_short_name(capsys):
         assert resolve_model(name) == str(folder)
         model = DualDenoisingModel.from_pretrained(resolve_model(name))
         assert model.dtype == torch.float32  # float16 on disk, float32 when loaded
+        shared = json.loads((folder / "config.json").read_text())["shared_text_weights"]
+        assert (PRETRAINED_DIR / "shared" / shared).is_file()  # the teacher's text tower, stored once
         assert json.loads((folder / "metadata.json").read_text())["name"] == name
     assert cli_main(["models"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in names) and f"* {EMBEDDED_MODEL.name}" in listing
+
+
+def test_shipped_models_store_the_text_tower_once(tmp_path):
+    """save_embedded_weights moves the frozen text tower into one content-addressed file that models with the same
+    teacher share; loading gives back every weight as saved, and a copy without the shared file is refused."""
+    from dual_denoising import DualDenoisingModel
+    from dual_denoising.training.recipes import save_embedded_weights
+
+    from .conftest import tester, tiny_clip
+
+    teacher = tiny_clip(tmp_path)
+    torch.manual_seed(0)
+    first = DualDenoisingModel.from_teacher(teacher, tester.get_config())
+    second = DualDenoisingModel.from_teacher(teacher, tester.get_config(objective="contrastive"))
+    other_teacher = DualDenoisingModel.from_teacher(teacher, tester.get_config())
+    with torch.no_grad():
+        other_teacher.text_model.text_projection.weight.mul_(2)
+    shipped = tmp_path / "pretrained"
+    names = {}
+    for name, model in (("a", first), ("b", second), ("c", other_teacher)):
+        names[name] = save_embedded_weights(model, shipped / name)["shared_text_weights"]
+    assert names["a"] == names["b"] != names["c"]
+    assert sorted(p.name for p in (shipped / "shared").iterdir()) == sorted({names["a"], names["c"]})
+    for name, model in (("a", first), ("b", second), ("c", other_teacher)):
+        loaded = DualDenoisingModel.from_pretrained(shipped / name)
+        assert loaded.config.shared_text_weights is None  # whole from here on: save_pretrained writes the tower
+        assert not any(p.requires_grad for p in loaded.text_model.parameters())
+        expected = model.to(torch.float16).float().state_dict()
+        assert loaded.state_dict().keys() == expected.keys()
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
+    # a new teacher for "c" replaces its file; the one nobody names any more goes
+    save_embedded_weights(first, shipped / "c")
+    assert [p.name for p in (shipped / "shared").iterdir()] == [names["a"]]
+    # a folder copied away from the shared file says what is missing
+    alone = tmp_path / "elsewhere" / "a"
+    shutil.copytree(shipped / "a", alone)
+    with pytest.raises(FileNotFoundError, match="the text tower the shipped models share"):
+        DualDenoisingModel.from_pretrained(alone)
 
 
 def test_the_default_is_the_model_the_rule_names():

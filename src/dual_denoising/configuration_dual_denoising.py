@@ -161,6 +161,11 @@ class DualDenoisingConfig(PreTrainedConfig):
             baseline's budget (the x0 estimate gets a class-discriminative gradient at every tau, not only where
             z_tau is unreadable).
         logit_scale_init_value: log of the zero-shot logit scale (CLIP's 1/0.07) when no teacher provides one.
+        shared_text_weights: set only on the models shipped inside the package, which store the teacher's frozen text
+            tower once: the name of a file in `shared/` beside the model folder (content-addressed,
+            `text-model-<sha256>.safetensors`) that holds this model's text tower. `from_pretrained` reads it and
+            clears the field, so a loaded model is whole and `save_pretrained` writes the whole tower (None: the tower
+            is in the model's own weights, as in every saved model).
     """
 
     model_type = "dual_denoising"
@@ -204,6 +209,7 @@ class DualDenoisingConfig(PreTrainedConfig):
     lambda_feat: float | int = 1.0
     feature_contrastive_weight: float | int = 0.0
     logit_scale_init_value: float | int = 2.6592
+    shared_text_weights: str | None = None
 
     def __post_init__(self, **kwargs):
         # configs saved before gamma existed carry the boolean `denoiser_stop_gradient`: True is gamma = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from torch import nn
 from transformers import CLIPModel, CLIPTextModelWithProjection, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import load_state_dict
 from transformers.utils import ModelOutput
 
 from .configuration_dual_denoising import (
@@ -446,6 +448,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         self.scheduler = DualDenoisingFeatureScheduler(config.feature_num_train_timesteps, config.feature_beta_schedule,
                                                        config.feature_prediction_type, config.feature_log_snr_shift)
         self.post_init()
+        if config.shared_text_weights:  # the checkpoint leaves the text tower out: from_pretrained reads it
+            self._keys_to_ignore_on_load_missing.add(r"^text_model\.")
         self._freeze_text_model()
 
     def _freeze_text_model(self) -> None:
@@ -453,10 +457,18 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             self.text_model.requires_grad_(False)  # the teacher's text tower stays frozen
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        loaded = super().from_pretrained(*args, **kwargs)
-        # loading re-creates the parameters, which then require grad again
-        (loaded[0] if isinstance(loaded, tuple) else loaded)._freeze_text_model()
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if name := model.config.shared_text_weights:  # a shipped model: the tower is in `shared/` beside its folder
+            path = Path(pretrained_model_name_or_path).expanduser().resolve().parent / "shared" / name
+            if not path.is_file():
+                raise FileNotFoundError(f"{pretrained_model_name_or_path}: the text tower the shipped models share "
+                                        f"({path}) is missing; load the model from the package's pretrained/ folder, "
+                                        "or copy it with save_pretrained (which writes the whole model)")
+            model.text_model.load_state_dict(load_state_dict(path))
+            model.config.shared_text_weights = None  # whole from here on: save_pretrained writes the tower
+        model._freeze_text_model()  # loading re-creates the parameters, which then require grad again
         return loaded
 
     # -- construction from a teacher ---------------------------------------------------------------------------------
@@ -500,10 +512,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         needed = max(point_config.group_size, point_config.num_groups)
         check_points(points, "points", min_points=needed)
         if points.shape[-1] != point_config.in_channels:
-            raise ValueError(
-                f"this model takes {point_config.in_channels} channels per point (in_channels); "
-                f"got points of shape {tuple(points.shape)}"
-            )
+            raise ValueError(f"this model takes {point_config.in_channels} channels per point (in_channels); got "
+                             f"points of shape {tuple(points.shape)}")
 
     def _tokenize(self, points: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch tokens `(B, G, W)` and position embeddings of the centres `(B, G, W)`."""
@@ -603,10 +613,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         """z_0 = sqrt(D) * normalize(e), e the teacher embedding chosen by `feature_target`."""
         target = self.config.feature_target
         if "image" in target and image_embeds is None or "text" in target and text_embeds is None:
-            raise ValueError(
-                f"feature_target={target!r} needs {target.replace('+', ' and ')} embeddings: pass image_embeds / "
-                "text_embeds (precompute them with `dual-denoising precompute-features`)"
-            )
+            raise ValueError(f"feature_target={target!r} needs {target.replace('+', ' and ')} embeddings: pass "
+                             "image_embeds / text_embeds (precompute them with `dual-denoising precompute-features`)")
         parts = []
         if "image" in target:
             parts.append(F.normalize(self._pick(image_embeds, generator).float(), dim=-1))
@@ -706,22 +714,12 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         targets = [embeds for embeds in (text_embeds, image_embeds) if embeds is not None]
         losses = [self._info_nce(point_embeds, self._pick(embeds, generator)) for embeds in targets]
         loss = torch.stack(losses).sum()
-        return DualDenoisingModelOutput(
-            loss=loss,
-            contrastive_loss=loss,
-            point_embeds=point_embeds,
-            last_hidden_state=hidden_states[-1],
-            hidden_states=hidden_states,
-        )
+        return DualDenoisingModelOutput(loss=loss, contrastive_loss=loss, point_embeds=point_embeds,
+                                        last_hidden_state=hidden_states[-1], hidden_states=hidden_states)
 
     # -- inference ---------------------------------------------------------------------------------------------------
-    def purify_points(
-        self,
-        points: torch.Tensor,
-        noise_level: int,
-        rounds: int = 1,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-    ) -> torch.Tensor:
+    def purify_points(self, points: torch.Tensor, noise_level: int, rounds: int = 1,
+                      generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
         """PointDAE purification (PointDP's idea with the model's own denoiser): each round adds point noise at level
         `noise_level`, picks G centres by FPS on the noisy cloud and replaces the cloud by the decoder's clean patches
         around them, `(B, G * k, 3)`. Differentiable with respect to `points`; `generator` makes it repeatable."""
@@ -833,10 +831,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The teacher's projected text embeddings `(T, D)` (not normalised, as `CLIPModel.get_text_features`)."""
         if self.text_model is None:
-            raise ValueError(
-                "this model has no text tower; build it with DualDenoisingModel.from_teacher(...) or pass class "
-                "embeddings computed with the teacher CLIP"
-            )
+            raise ValueError("this model has no text tower; build it with DualDenoisingModel.from_teacher(...) or "
+                             "pass class embeddings computed with the teacher CLIP")
         return self.text_model(input_ids=input_ids, attention_mask=attention_mask).text_embeds
 
     def zero_shot_logits(self, points: torch.Tensor, class_embeds: torch.Tensor, **feature_kwargs) -> torch.Tensor:

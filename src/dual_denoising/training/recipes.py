@@ -65,6 +65,20 @@ def ensure_synthshapes(out_dir: str | Path, shapes_per_class: int | None = None,
     return out_dir
 
 
+def ensure_synthshapes_scan(out_dir: str | Path, variant: str, seed: int = 0) -> Path:
+    """SynthShapes-Scan's `variant` ("object", "background" or "perturbed") at its default size, generated once (as
+    `dual-denoising make-synthetic --scan VARIANT`)."""
+    from ..synth.scan import save_synthshapes_scan
+
+    out_dir = Path(out_dir)
+    if (out_dir / METADATA_FILE).is_file():
+        _log(f"SynthShapes-Scan ({variant}): reusing {out_dir}")
+        return out_dir
+    _log(f"SynthShapes-Scan ({variant}): generating in {out_dir}")
+    save_synthshapes_scan(out_dir, variant, seed=seed, progress=False)
+    return out_dir
+
+
 def ensure_teacher(dataset_dir: str | Path, out_dir: str | Path, config=None) -> Path:
     """The small CLIP teacher trained on the dataset's training renders and captions, trained once (`TeacherConfig`
     defaults: 92.0% zero-shot top-1 on SynthShapes test renders after 800 s of training on 2 CPU cores)."""
@@ -158,7 +172,8 @@ def pretrain_variant(
 
 def save_embedded_weights(model, dest: Path, config_updates: dict | None = None) -> dict:
     """Write `model` into the package folder `dest` as the shipped models are stored: float16 weights, a config that
-    says float32 (so `from_pretrained` loads float32), no remote-code copies. Returns the config written."""
+    says float32 (so `from_pretrained` loads float32), no remote-code copies, and the frozen text tower moved into
+    `shared/` beside it (`share_text_weights`). Returns the config written."""
     import torch
 
     model.to(torch.float16).save_pretrained(dest)
@@ -170,7 +185,44 @@ def save_embedded_weights(model, dest: Path, config_updates: dict | None = None)
     config["dtype"] = "float32"
     config.update(config_updates or {})
     (Path(dest) / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return config
+    share_text_weights(Path(dest))
+    return json.loads((Path(dest) / "config.json").read_text())
+
+
+SHARED_TEXT_PREFIX = "text_model."
+
+
+def share_text_weights(folder: Path) -> str | None:
+    """Store a packed model's frozen text tower once for all the shipped models: move it out of
+    `folder/model.safetensors` into `shared/text-model-<sha256>.safetensors` beside the model folders (named by its
+    content, so models with the same teacher share one file and a new teacher gets a new one) and name that file in
+    the config's `shared_text_weights`, which `from_pretrained` reads. Files no shipped model names any more are
+    removed. Returns the file's name (None for a model without a text tower)."""
+    import hashlib
+
+    from safetensors.torch import load_file, save, save_file
+
+    weights, config_file = folder / "model.safetensors", folder / "config.json"
+    state = load_file(weights)
+    text = {k[len(SHARED_TEXT_PREFIX):]: v for k, v in state.items() if k.startswith(SHARED_TEXT_PREFIX)}
+    if not text:
+        return None
+    blob = save(text, metadata={"format": "pt"})
+    name = f"text-model-{hashlib.sha256(blob).hexdigest()[:16]}.safetensors"
+    shared = folder.parent / "shared"
+    shared.mkdir(exist_ok=True)
+    if not (shared / name).is_file():
+        (shared / name).write_bytes(blob)
+    save_file({k: v for k, v in state.items() if not k.startswith(SHARED_TEXT_PREFIX)}, weights,
+              metadata={"format": "pt"})
+    config = json.loads(config_file.read_text())
+    config["shared_text_weights"] = name
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    named = {json.loads(c.read_text()).get("shared_text_weights") for c in folder.parent.glob("*/config.json")}
+    for old in shared.glob("text-model-*.safetensors"):
+        if old.name not in named:
+            old.unlink()
+    return name
 
 
 def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
@@ -178,9 +230,11 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
                         extra_metadata: dict | None = None, config_updates: dict | None = None) -> Path:
     """Copy a trained model folder into the package data as `pretrained/<name>`: the weights stored in float16 (the
     config says float32, so `from_pretrained` loads float32; the embeddings move by ~1e-4), the config, the text
-    tower, the tokenizer, a short model card and a `metadata.json` that lists its classes and says how it was made.
+    tower (stored once for all shipped models, `share_text_weights`), the tokenizer, a short model card and a
+    `metadata.json` that lists its classes and says how it was made.
     `make_default` also names it the task's default in `pretrained/index.json`, with the reason; `config_updates`
-    (e.g. the inference settings it was evaluated with) are written into its config."""
+    (e.g. the inference settings it was evaluated with, or `orientation_head=False` to leave a head out) are applied
+    when the model is loaded, so they shape the weights written as well as its config."""
     import torch
 
     from ..data import portable
@@ -190,7 +244,7 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32)
+    model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32, **(config_updates or {}))
     config = save_embedded_weights(model, dest, config_updates)
     for path in model_dir.iterdir():
         if path.is_file() and path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
@@ -211,11 +265,9 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
         "weights": "stored in float16, loaded as float32",
         **(extra_metadata or {}),
     }
-    if make_default:
-        metadata["default_reason"] = default_reason
-        (PRETRAINED_DIR / "index.json").write_text(json.dumps({"default": name, "reason": default_reason},
-                                                              indent=2) + "\n")
     (dest / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    if make_default:
+        set_default_reason(name, default_reason)
     (dest / "README.md").write_text(f"""---
 library_name: transformers
 license: apache-2.0
@@ -226,12 +278,23 @@ tags: [dual-denoising, point-cloud, 3d, zero-shot-3d-classification, {config["ob
 {summary}
 
 Shipped inside the `dual-denoising` package (`dual-denoising models` lists it; `--model {name}` on the command line,
-`dual_denoising.resolve_model("{name}")` for `pipeline(model=...)`). It holds the 3D tower, the teacher's frozen text
-tower and its tokenizer, but not the model code: load it with the package installed. Trained on SynthShapes
+`dual_denoising.resolve_model("{name}")` for `pipeline(model=...)`). It holds the 3D tower and the tokenizer; the
+teacher's frozen text tower, the same for every shipped model, is stored once in `../shared/` and read by
+`from_pretrained`. It has no model code: load it with the package installed (`save_pretrained` writes a whole copy). Trained on SynthShapes
 ({len(data_meta["classes"])} classes) with `{recipe}`; `metadata.json` has the data, the training run and the
 evaluation.
 """)
     return dest
+
+
+def set_default_reason(name: str, reason: str) -> None:
+    """Name the shipped model `name` the task's default in `pretrained/index.json`, with the README rule's reason,
+    which its `metadata.json` carries too."""
+    meta_file = PRETRAINED_DIR / name / "metadata.json"
+    metadata = json.loads(meta_file.read_text())
+    metadata["default_reason"] = reason
+    meta_file.write_text(json.dumps(metadata, indent=2) + "\n")
+    (PRETRAINED_DIR / "index.json").write_text(json.dumps({"default": name, "reason": reason}, indent=2) + "\n")
 
 
 def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS) -> tuple[str, str]:
@@ -245,7 +308,7 @@ def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS) -> tu
         return 100 * rows[name][f"pgd_linf_{eps}"]["robust"]["accuracy"]
 
     best_clean = max(clean(n) for n in rows)
-    candidates = [n for n in rows if clean(n) >= best_clean - 2]
+    candidates = sorted(n for n in rows if clean(n) >= best_clean - 2)  # by name: the reason reads the same
     pick = max(candidates, key=robust)
     reason = (f"of the models within 2 points of the best clean top-1 ({best_clean:.1f}%: "
               f"{', '.join(candidates)}), {pick} has the best robust accuracy at PGD-Linf eps {eps} "
