@@ -36,6 +36,9 @@ from .configuration_dual_denoising import (
 from .point_ops import chamfer_distance, check_points, farthest_point_sample, gather_points, group_points
 from .scheduling_dual_denoising import DualDenoisingFeatureScheduler, DualDenoisingPointNoiseSchedule
 
+# beside the package's shipped model folders: the weights they share (`training.recipes.share_text_weights`)
+SHARED_WEIGHTS_FOLDER = "shared"
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -461,7 +464,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         if name := model.config.shared_text_weights:  # a shipped model: the tower is in `shared/` beside its folder
-            path = Path(pretrained_model_name_or_path).expanduser().resolve().parent / "shared" / name
+            path = Path(pretrained_model_name_or_path).expanduser().resolve().parent / SHARED_WEIGHTS_FOLDER / name
             if not path.is_file():
                 raise FileNotFoundError(f"{pretrained_model_name_or_path}: the text tower the shipped models share "
                                         f"({path}) is missing; load the model from the package's pretrained/ folder, "

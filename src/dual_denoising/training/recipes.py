@@ -202,6 +202,8 @@ def share_text_weights(folder: Path) -> str | None:
 
     from safetensors.torch import load_file, save, save_file
 
+    from ..modeling_dual_denoising import SHARED_WEIGHTS_FOLDER
+
     weights, config_file = folder / "model.safetensors", folder / "config.json"
     state = load_file(weights)
     text = {k[len(SHARED_TEXT_PREFIX):]: v for k, v in state.items() if k.startswith(SHARED_TEXT_PREFIX)}
@@ -209,7 +211,7 @@ def share_text_weights(folder: Path) -> str | None:
         return None
     blob = save(text, metadata={"format": "pt"})
     name = f"text-model-{hashlib.sha256(blob).hexdigest()[:16]}.safetensors"
-    shared = folder.parent / "shared"
+    shared = folder.parent / SHARED_WEIGHTS_FOLDER
     shared.mkdir(exist_ok=True)
     if not (shared / name).is_file():
         (shared / name).write_bytes(blob)
@@ -245,7 +247,7 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32, **(config_updates or {}))
-    config = save_embedded_weights(model, dest, config_updates)
+    config = save_embedded_weights(model, dest)  # config_updates are in the loaded model's config already
     for path in model_dir.iterdir():
         if path.is_file() and path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
             shutil.copy2(path, dest / path.name)
@@ -279,8 +281,8 @@ tags: [dual-denoising, point-cloud, 3d, zero-shot-3d-classification, {config["ob
 
 Shipped inside the `dual-denoising` package (`dual-denoising models` lists it; `--model {name}` on the command line,
 `dual_denoising.resolve_model("{name}")` for `pipeline(model=...)`). It holds the 3D tower and the tokenizer; the
-teacher's frozen text tower, the same for every shipped model, is stored once in `../shared/` and read by
-`from_pretrained`. It has no model code: load it with the package installed (`save_pretrained` writes a whole copy). Trained on SynthShapes
+teacher's frozen text tower, the same for every shipped model, is stored once, in the package's
+`pretrained/shared/` folder, and read by `from_pretrained`. It has no model code: load it with the package installed (`save_pretrained` writes a whole copy). Trained on SynthShapes
 ({len(data_meta["classes"])} classes) with `{recipe}`; `metadata.json` has the data, the training run and the
 evaluation.
 """)
