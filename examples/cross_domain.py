@@ -46,7 +46,7 @@ from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
     load_model_and_tokenizer,
     principal_axes,
 )
-from dual_denoising.training.recipes import validation_indices  # noqa: E402
+from dual_denoising.training import validation_indices  # noqa: E402
 
 SCAN_VARIANTS = ("object", "background", "perturbed")
 

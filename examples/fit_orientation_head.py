@@ -42,8 +42,8 @@ from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
     embedded_models,
     load_model_and_tokenizer,
 )
-from dual_denoising.training import fit_orientation_head, turn_to  # noqa: E402
-from dual_denoising.training.recipes import save_embedded_weights, validation_indices  # noqa: E402
+from dual_denoising.training import fit_orientation_head, turn_to, validation_indices  # noqa: E402
+from dual_denoising.training.recipes import save_embedded_weights  # noqa: E402
 
 WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
 

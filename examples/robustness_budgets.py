@@ -42,7 +42,7 @@ from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, wilson_interval  # noqa: E402
 from dual_denoising.evaluation.attacks import PGDLinf, ZeroShotClassifier  # noqa: E402
 from dual_denoising.point_ops import normalize_to_unit_sphere  # noqa: E402
-from dual_denoising.training.recipes import validation_indices  # noqa: E402
+from dual_denoising.training import validation_indices  # noqa: E402
 
 
 class FixedRandomnessClassifier(ZeroShotClassifier):

@@ -1,26 +1,27 @@
 """Rebuild the models shipped in the package (src/dual_denoising/pretrained/) from nothing, offline.
 
-    python examples/train_embedded_default.py [--work-dir outputs/world] [--no-pack]
+    python examples/train_embedded_default.py [--work-dir outputs/world] [--models NAME ...] [--no-pack]
 
 Stages, each skipped when its output exists (an interrupted run continues; a second run reuses everything):
   1. SynthShapes at its default size: 32 classes x 200 shapes (160 train / 40 test) x 2 views, seed 0;
   2. the small CLIP teacher, trained on the training renders and captions of all classes;
-  3. the teacher's image and text embeddings as dataset columns, and the clouds reduced once to 1,024 points;
-  4. the shipped models, each trained by examples/probe_feature_readout.py on the training shapes minus the
-     validation split (text targets, batch 32, AdamW lr 1e-3 cosine, one core each; RUNS below);
-  4b. SynthShapes-Scan (three variants, as `make-synthetic --scan`) and the scan model, a fine-tune of the control
-     with half of its training clouds replaced by their scans (SCAN_RUNS below);
-  5. their test-split table (examples/robustness_budgets.py: clean top-1 on 1,280 shapes; on 64 of them adaptive
-     PGD-Linf at eps 0.01 and 0.02 with EOT 4, the fixed-randomness attack, and 100 steps for the deterministic ones),
-     and the scan model's scan table (examples/cross_domain.py --study domains, test split);
+  3. the teacher's image and text embeddings as dataset columns (and, for the evaluation drivers, the clouds reduced
+     once to 1,024 points);
+  4. the shipped models, each trained by `dual-denoising pretrain --recipe NAME` (presets/recipes/NAME.json: text
+     targets, batch 32, AdamW, cosine; the validation split carved out; one core each, resumable); the scan model
+     (SynthShapes-Scan, three variants, as `make-synthetic --scan`) after the control it is fine-tuned from;
+  5. their test-split table (examples/robustness_budgets.py: clean top-1 on 1,280 shapes; on 256 of them adaptive
+     PGD-Linf at eps 0.01 and 0.02 with EOT 4 and the fixed-randomness attack), and the scan model's scan table
+     (examples/cross_domain.py --study domains, test split);
   6. packing: each model into pretrained/<name> (float16 weights, loaded as float32; the teacher's text tower stored
-     once, in pretrained/shared/), and the default chosen by the rule of `choose_default`, with the reason in
-     pretrained/index.json and the model's metadata.json. `--pack-only NAME` packs that one model (and rewrites the
-     default's reason, which names every model) and leaves the others as they are.
-  7. the default's orientation head (examples/fit_orientation_head.py: fitted on the packed copy's frozen encoder,
-     its confidence weight chosen on the validation split), written into its shipped copy: `up_axis="auto"`.
-Stage 4 takes about 75 minutes per 2,400-update run on one core of our 2-core machine; run it with the two long
-runs side by side (the script starts at most --jobs at once).
+     once, in pretrained/shared/), its card and metadata.json giving the exact `pretrain` command, and the default
+     chosen by the rule of `choose_default` (the models not rebuilt take part with their shipped rows), with the
+     reason in pretrained/index.json and the model's metadata.json. `--pack-only NAME` packs that one model (and
+     rewrites the default's reason, which names every model) and leaves the others as they are.
+  7. the orientation heads of the default and the control (examples/fit_orientation_head.py: fitted on the packed
+     copy's frozen encoder, the confidence weight chosen on the validation split): `up_axis="auto"`.
+Stage 4 takes about 70 minutes per 2,400-update run on one core of our 2-core machine; the script runs two at once
+(--jobs).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from dual_denoising.pipeline_dual_denoising import embedded_models  # noqa: E402
 from dual_denoising.synth import SCAN_VARIANTS  # noqa: E402
 from dual_denoising.training.recipes import (  # noqa: E402
     DEFAULT_CHOICE_EPS,
@@ -48,37 +50,43 @@ from dual_denoising.training.recipes import (  # noqa: E402
 )
 
 HERE = Path(__file__).resolve().parent
-# name -> (variant, updates, config overrides, one-line summary): the recipe of the shipped models, as they were trained
-# (the method with the settings chosen on the validation split, which the tiny preset carries: README, "The schedule
-# and the tau law, measured" and "An InfoNCE term on the x0 estimate")
-RUNS = {
-    "dual-denoising-tiny": ("dual_denoising", 2400, {"feature_timestep_max_prob": 0.5, "feature_log_snr_shift": -3.119,
-                                                     "feature_contrastive_weight": 0.25,
-                                                     "denoiser_context_grad_scale": 1.0},
-                            "Dual Denoising (tiny): PointDAE + feature denoiser, half of the training tau at T-1, "
-                            "log-SNR shift -3.119, InfoNCE on the x0 estimate (w 0.25), 2,400 updates"),
-    "ulip-noise-tiny": ("contrastive", 2400, {"point_noise_augmentation": True},
-                        "ULIP-style direct alignment trained on PointDAE's point noise (the robustness control), "
-                        "2,400 updates"),
-    "ulip-tiny": ("contrastive", 800, {}, "ULIP-style direct alignment (the plain baseline), 800 updates"),
+# The shipped models, each trained by `dual-denoising pretrain --recipe NAME` (presets/recipes/NAME.json holds every
+# option that differs from the trainer's defaults) on the SynthShapes training shapes minus the validation split;
+# NAME -> its one-line summary. The order is the training order: the scan model starts from the control.
+SUMMARIES = {
+    "dual-denoising-tiny": "Dual Denoising (tiny): PointDAE + feature denoiser, half of the training tau at T-1, "
+                           "log-SNR shift -3.119, InfoNCE on the x0 estimate (w 0.25), 2,400 updates",
+    "ulip-noise-tiny": "ULIP-style direct alignment trained on PointDAE's point noise (the robustness control), "
+                       "2,400 updates",
+    "ulip-tiny": "ULIP-style direct alignment (the plain baseline), 800 updates",
+    "ulip-noise-scan-tiny": "The control (ulip-noise-tiny) fine-tuned with half of its training clouds replaced by "
+                            "single-view scans (SynthShapes-Scan: object, background, perturbed), 1,800 updates: "
+                            "the shipped model for scanned, partial clouds",
 }
-# name -> (the model of RUNS it starts from, updates, peak lr, share of the training clouds replaced by one of their
-# scans, one-line summary): the model for scanned clouds (README, "Orientation and scans"). Shipped without an
-# orientation head: the one it starts from was fitted to the encoder before the fine-tune.
-SCAN_RUNS = {
-    "ulip-noise-scan-tiny": ("ulip-noise-tiny", 1800, 3e-4, 0.5,
-                             "The control (ulip-noise-tiny) fine-tuned with half of its training clouds replaced by "
-                             "single-view scans (SynthShapes-Scan: object, background, perturbed), 1,800 updates: "
-                             "the shipped model for scanned, partial clouds"),
-}
+SCAN_MODELS = {"ulip-noise-scan-tiny": "ulip-noise-tiny"}  # scan model -> the model it is fine-tuned from
+ORIENTATION_HEADS = ("dual-denoising-tiny", "ulip-noise-tiny")  # the shipped models that find the up axis
 EPS = DEFAULT_CHOICE_EPS
 
 
-def probe_command(work: Path, name: str, variant: str, steps: int, overrides: dict, *extra: str) -> list[str]:
-    out = work / "runs" / name
-    return [sys.executable, str(HERE / "probe_feature_readout.py"), "--work-dir", str(work), "--variant", variant,
-            "--feature-target", "text", "--steps", str(steps), "--overrides", json.dumps(overrides),
-            "--save", str(out), "--out", str(out) + ".json", *extra]
+def shipped_rows() -> dict[str, dict]:
+    """The evaluation row each shipped model's metadata.json carries (the rule compares every shipped model)."""
+    rows = {}
+    for name, folder in embedded_models().items():
+        metadata = json.loads((folder / "metadata.json").read_text())
+        if "evaluation" in metadata:
+            rows[name] = metadata["evaluation"]
+    return rows
+
+
+def pretrain_command(work: Path, name: str, scans: list[Path]) -> list[str]:
+    """`dual-denoising pretrain` with the model's recipe on this world's data and teacher (resumable)."""
+    command = [sys.executable, "-m", "dual_denoising.cli", "pretrain", "--recipe", name,
+               "--dataset", str(work / "synthshapes"), "--teacher", str(work / "teacher"),
+               "--output_dir", str(work / "runs" / name), "--resume_from_checkpoint", "latest", "--report_to", "none"]
+    if name in SCAN_MODELS:
+        command += ["--model_name_or_path", str(work / "runs" / SCAN_MODELS[name]),
+                    "--scan_datasets", *map(str, scans)]
+    return command
 
 
 def train(work: Path, commands: dict[str, list[str]], jobs: int) -> dict[str, Path]:
@@ -86,7 +94,7 @@ def train(work: Path, commands: dict[str, list[str]], jobs: int) -> dict[str, Pa
     runs, pending = {}, []
     for name, command in commands.items():
         runs[name] = work / "runs" / name
-        if not (runs[name] / "config.json").is_file():
+        if not (runs[name] / "train_results.json").is_file():
             pending.append((name, command))
     running = []
     while pending or running:
@@ -107,7 +115,10 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one core each)")
     parser.add_argument("--no-pack", action="store_true", help="train and evaluate, but leave the package data alone")
-    parser.add_argument("--pack-only", choices=[*RUNS, *SCAN_RUNS], default=None,
+    parser.add_argument("--models", nargs="+", choices=list(SUMMARIES), default=None,
+                        help="rebuild these shipped models only (default: all); the others stay as shipped, and "
+                        "their shipped evaluation rows take part in the choice of the default")
+    parser.add_argument("--pack-only", choices=list(SUMMARIES), default=None,
                         help="pack this model only (the default's reason is rewritten too); the others stay")
     args = parser.parse_args()
     work = args.work_dir
@@ -116,27 +127,31 @@ def main() -> None:
     data = ensure_synthshapes(work / "synthshapes")
     teacher = ensure_teacher(data, work / "teacher")
     ensure_features(data, teacher)
-    data = ensure_resampled(data, work / "synthshapes-1024")  # FPS once, not in every epoch
-    runs = train(work, {name: probe_command(work, name, variant, steps, overrides, "--eval-every", "200")
-                        for name, (variant, steps, overrides, _) in RUNS.items()}, args.jobs)
-    scans = [ensure_synthshapes_scan(work / f"scan-{variant}", variant) for variant in SCAN_VARIANTS]
-    runs |= train(work, {name: probe_command(work, name, "contrastive", steps, {}, "--init", str(runs[init]),
-                                             "--lr", str(lr), "--scan-prob", str(share), "--eval-every", "600",
-                                             "--mix-scans", *map(str, scans))
-                         for name, (init, steps, lr, share, _) in SCAN_RUNS.items()}, args.jobs)
+    ensure_resampled(data, work / "synthshapes-1024")  # what the evaluation drivers read (the trainer caches its own)
+    names = args.models or list(SUMMARIES)
+    scans = []
+    if any(name in SCAN_MODELS for name in names):
+        scans = [ensure_synthshapes_scan(work / f"scan-{variant}", variant) for variant in SCAN_VARIANTS]
+    base = [name for name in names if name not in SCAN_MODELS]
+    runs = train(work, {name: pretrain_command(work, name, scans) for name in base}, args.jobs)
+    runs |= train(work, {name: pretrain_command(work, name, scans) for name in names if name in SCAN_MODELS},
+                  args.jobs)
 
     table = work / "tables" / "shipped.json"
     command = [sys.executable, str(HERE / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
-               "--robust-samples", "64", "--eps", "0.01", str(EPS), "--long-eps", str(EPS)]
+               "--robust-samples", "256", "--eps", "0.01", str(EPS)]
     command += [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     rows = json.loads(table.read_text())
-    domains = work / "tables" / "cross-domain-shipped.json"  # the scan models' scan table
-    scan_models = [a for name in SCAN_RUNS for a in ("--model", str(runs[name]))]
-    subprocess.run([sys.executable, str(HERE / "cross_domain.py"), "--work-dir", str(work), "--out", str(domains),
-                    "--study", "domains", "--split", "test", *scan_models],
-                   check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    domain_rows = json.loads(domains.read_text())
+    domain_rows = {}
+    if any(name in SCAN_MODELS for name in runs):
+        domains = work / "tables" / "cross-domain-shipped.json"  # the scan models' scan table
+        scan_models = [a for name in runs if name in SCAN_MODELS for a in ("--model", str(runs[name]))]
+        subprocess.run([sys.executable, str(HERE / "cross_domain.py"), "--work-dir", str(work), "--out", str(domains),
+                        "--study", "domains", "--split", "test", *scan_models],
+                       check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        domain_rows = json.loads(domains.read_text())
+    rows = shipped_rows() | rows  # the models not retrained keep their shipped rows in the choice of the default
     default, reason = choose_default(rows)
     print(f"default: {default} ({reason})")
     if args.no_pack:
@@ -145,34 +160,26 @@ def main() -> None:
     for name, out in runs.items():
         if args.pack_only and name != args.pack_only:
             continue
-        if name in RUNS:
-            summary, extra = RUNS[name][3], {}
-            training_run = {"variant": RUNS[name][0], "updates": RUNS[name][1], "config_overrides": RUNS[name][2]}
-        else:
-            init, steps, lr, share, summary = SCAN_RUNS[name]
-            extra = {"scans": domain_rows[str(out)]}
-            training_run = {"variant": "contrastive", "init": init, "updates": steps, "learning_rate": lr,
-                            "scan_share": share, "scan_variants": list(SCAN_VARIANTS)}
+        extra = {"scans": domain_rows[str(out)]} if name in SCAN_MODELS else {}
         # the inference settings the table measured become the shipped ones
-        config_updates = rows[name]["feature_kwargs"] | ({"orientation_head": False} if name in SCAN_RUNS else {})
-        dest = pack_embedded_model(out, data, teacher, recipe, name, summary, make_default=name == default,
+        config_updates = rows[name]["feature_kwargs"] | ({"orientation_head": False} if name in SCAN_MODELS else {})
+        dest = pack_embedded_model(out, data, teacher, recipe, name, SUMMARIES[name], make_default=name == default,
                                    default_reason=reason if name == default else None,
-                                   extra_metadata={"evaluation": rows[name], **extra,
-                                                   "training_run": {**training_run, "feature_target": "text"}},
+                                   extra_metadata={"evaluation": rows[name], **extra},
                                    config_updates=config_updates)
         print(f"packed {name} into {dest}")
     if args.pack_only:
         set_default_reason(default, reason)
         return
-    # 7. the default's orientation head, fitted on the packed copy (so every other weight stays the shipped one)
-    head_run = work / "runs" / f"{default}-orientation"
-    if not head_run.exists():
+    # 7. the orientation heads, each fitted on the packed copy (so every other weight stays the shipped one)
+    for name in [name for name in ORIENTATION_HEADS if name in runs]:
+        head_run = work / "runs" / f"{name}-orientation"
+        if not head_run.exists():
+            subprocess.run([sys.executable, str(HERE / "fit_orientation_head.py"), "--work-dir", str(work), "--model",
+                            name, "--out", str(head_run)], check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
         subprocess.run([sys.executable, str(HERE / "fit_orientation_head.py"), "--work-dir", str(work), "--model",
-                        default, "--out", str(head_run)], check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    subprocess.run([sys.executable, str(HERE / "fit_orientation_head.py"), "--work-dir", str(work), "--model",
-                    str(head_run), "--reuse-head", "--pack", default], check=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "2"})
-
+                        str(head_run), "--reuse-head", "--pack", name], check=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "2"})
 
 if __name__ == "__main__":
     main()

@@ -289,3 +289,23 @@ def test_two_processes_give_the_single_process_result(trained, tmp_path):
             for entry in (*single_part.values(), *multi_part.values()):
                 entry.pop("seconds")
         assert multi_part == single_part, key
+
+
+def test_open_set_metrics_on_a_toy_with_a_known_answer():
+    names = ["a", "b", "c", "d"]  # c and d unseen
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 2, 3])
+    predicted = [0, 1, 1, 1, 2, 0, 3, 1]  # seen 3/4; unseen 1/4 with every name a candidate
+    logits = torch.full((8, 4), -1.0)
+    logits[torch.arange(8), torch.tensor(predicted)] = 5.0
+    logits[5, 2], logits[6, 2], logits[7, 3] = 1.0, 2.0, 0.0  # among c and d only: row 5 c, row 6 d, row 7 d
+    figures = evaluation.open_set_metrics(logits, labels, names, ["c", "d"])
+    assert figures["seen"]["accuracy"] == 0.75 and figures["seen"]["num_samples"] == 4
+    assert figures["unseen"]["accuracy"] == 0.25 and figures["unseen"]["num_samples"] == 4
+    assert figures["unseen_only"]["accuracy"] == 0.75  # rows 4, 5, 7 right; row 6 (c) picks d
+    assert figures["harmonic_mean"]["accuracy"] == pytest.approx(2 * 0.75 * 0.25 / 1.0)
+    low, high = evaluation.wilson_interval(3, 4)
+    assert figures["seen"]["interval"] == [low, high]
+    h_low, h_high = figures["harmonic_mean"]["interval"]
+    assert h_low <= figures["harmonic_mean"]["accuracy"] <= h_high
+    with pytest.raises(ValueError, match="not among the class names"):
+        evaluation.open_set_metrics(logits, labels, names, ["e"])

@@ -253,7 +253,7 @@ def test_the_default_reads_z_up_exports_right_without_being_told():
 
 
 def test_orientations_are_the_24_axis_aligned_rotations():
-    from dual_denoising.pipeline_dual_denoising import ORIENTATIONS, choose_orientation
+    from dual_denoising.orientations import ORIENTATIONS, choose_orientation
 
     assert ORIENTATIONS.shape == (24, 3, 3) and np.allclose(ORIENTATIONS[0], np.eye(3))
     np.testing.assert_allclose(ORIENTATIONS @ ORIENTATIONS.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (24, 3, 3)))
@@ -268,7 +268,7 @@ def test_orientations_are_the_24_axis_aligned_rotations():
 
 def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, clouds):
     """A head that always answers turn k: "auto" must give exactly what the cloud turned by ORIENTATIONS[k] gives."""
-    from dual_denoising.pipeline_dual_denoising import ORIENTATIONS
+    from dual_denoising.orientations import ORIENTATIONS
 
     model = DualDenoisingModel.from_pretrained(saved_model)
     model.config.orientation_head = True
@@ -298,7 +298,7 @@ def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, cloud
 def test_up_axis_auto_undoes_axis_aligned_turns():
     from transformers import pipeline as make_pipeline
 
-    from dual_denoising.pipeline_dual_denoising import ORIENTATIONS
+    from dual_denoising.orientations import ORIENTATIONS
     from dual_denoising.synth import generate_shape
     from dual_denoising.training.recipes import embedded_model_classes
 
@@ -316,7 +316,7 @@ def test_up_axis_auto_undoes_axis_aligned_turns():
 def test_up_axis_pca_is_blind_to_the_pose(classifier, clouds):
     """'pca' turns the principal axes onto x, y, z, then searches the 24 turns: a cloud in any pose gets the answer
     of the same cloud upright (a model without a head: the most confident of a set the pose does not change)."""
-    from dual_denoising.pipeline_dual_denoising import principal_axes
+    from dual_denoising.orientations import principal_axes
 
     cloud = clouds[2].astype(np.float64) * [1.0, 2.0, 0.5]  # three distinct extents: the principal axes are stable
     q, r = np.linalg.qr(np.random.default_rng(3).standard_normal((3, 3)))

@@ -407,7 +407,8 @@ def test_scan_datasets_replace_clouds_by_their_own_scans(workspace, tmp_path):
     config = T.load_model_config(args)
     split = load_triples(workspace["data"], split="train")
     _, rows = T.make_train_dataloader(split, args, config, 0)
-    scan_split = load_triples(scans, split="train").with_format("numpy")
+    # the scans as the FPS cache holds them (reduced once to the model's point count)
+    scan_split = T.reduce_clouds(load_triples(scans, split="train"), config.point_config.num_points).with_format("numpy")
     scan_of = {s: np.asarray(p) for s, p in zip(scan_split["shape_id"], scan_split["points"])}
     complete = split.with_format("numpy")
     replaced = 0
@@ -444,3 +445,85 @@ def test_scan_datasets_must_hold_every_training_shape(workspace, tmp_path):
     with pytest.raises(ValueError, match=r"--scan_probability must be in \(0, 1\]"):
         T.parse_args(pretrain_argv(workspace, tmp_path / "out", "--scan_datasets", str(scans),
                                    "--scan_probability", "0"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The trainer's data options: the carved validation split, the seen filter, orientation augmentation, the FPS cache
+# ---------------------------------------------------------------------------------------------------------------------
+def logged_shape_ids(output_dir: Path) -> set[str]:
+    lines = (output_dir / "debug" / "samples_rank0.jsonl").read_text().splitlines()
+    return {shape for line in lines for shape in json.loads(line)["shape_ids"]}
+
+
+def test_validation_shapes_are_carved_out_and_scored(workspace, tmp_path):
+    output_dir = tmp_path / "run"
+    results = T.pretrain(T.parse_args(pretrain_argv(
+        workspace, output_dir, "--validation_per_class", "1", "--eval_split", "validation", "--max_train_steps", "8",
+        "--debug_log_samples")))
+    train = load_triples(workspace["data"], split="train")
+    held_out = set(train.select(T.validation_indices(train["label"], 1).tolist())["shape_id"])
+    assert len(held_out) == len(CLASSES)  # the last shape of every class
+    trained_on = logged_shape_ids(output_dir)
+    assert trained_on and not trained_on & held_out
+    assert trained_on == set(train["shape_id"]) - held_out  # 8 updates of 2 over 12 rows: every other row seen
+    assert results["eval"]["num_samples"] == len(CLASSES) and results["data"]["num_train_rows"] == 12
+    with pytest.raises(ValueError, match="--validation_per_class"):
+        T.parse_args(pretrain_argv(workspace, output_dir, "--eval_split", "validation"))
+
+
+def test_seen_filter_drops_the_unseen_rows(workspace, tmp_path):
+    output_dir = tmp_path / "run"
+    T.pretrain(T.parse_args(pretrain_argv(workspace, output_dir, "--train_on_seen_classes", "--max_train_steps", "12",
+                                          "--eval_split", "none", "--debug_log_samples")))
+    trained_on = logged_shape_ids(output_dir)
+    assert {shape.rsplit("_", 1)[0] for shape in trained_on} == set(SEEN)
+
+
+def test_orientation_augmentation_turns_each_cloud_by_one_of_the_24(workspace, tmp_path):
+    from dual_denoising.orientations import ORIENTATIONS
+
+    split = load_triples(workspace["data"], split="train")
+    batches = {}
+    for turn in (False, True):
+        args = T.parse_args(pretrain_argv(workspace, tmp_path / "out", "--augmentations", "none",
+                                          *(["--orientation_augmentation"] if turn else [])))
+        config = T.load_model_config(args)
+        _, rows = T.make_train_dataloader(T.reduce_clouds(split, config.point_config.num_points), args, config, 0)
+        batches[turn] = [rows[i]["points"].double().numpy() for i in range(len(rows))]
+    used = set()
+    for clean, turned in zip(batches[False], batches[True]):
+        rotation = np.linalg.lstsq(clean, turned, rcond=None)[0].T  # turned = clean @ R^T
+        match = [k for k, r in enumerate(ORIENTATIONS) if np.allclose(rotation, r, atol=1e-4)]
+        assert len(match) == 1 and np.allclose(turned, clean @ ORIENTATIONS[match[0]].T, atol=1e-5)
+        used.add(match[0])
+    assert len(used) > 4  # drawn per cloud, not one turn for all
+
+
+def test_fps_cache_keeps_the_farthest_points_from_the_first(workspace):
+    from .conftest import numpy_fps
+
+    split = load_triples(workspace["data"], split="train").with_format("numpy")
+    reduced = T.reduce_clouds(split, 64).with_format("numpy")
+    for index in (0, 7):
+        cloud = np.asarray(split[index]["points"])
+        np.testing.assert_array_equal(reduced[index]["points"], cloud[numpy_fps(cloud, 64)])
+
+
+def test_a_recipe_gives_defaults_and_its_command_reruns_it(tmp_path):
+    args = T.parse_args(["--recipe", "dual-denoising-tiny", "--dataset", str(tmp_path / "data"), "--output_dir",
+                         str(tmp_path / "out"), "--max_train_steps", "5"])
+    recipe = T.load_recipe("dual-denoising-tiny")
+    assert args.max_train_steps == 5 and args.learning_rate == recipe["learning_rate"]  # the command line wins
+    assert json.loads(args.config_overrides) == json.loads(recipe["config_overrides"])
+    command = T.recipe_command(args)
+    assert str(tmp_path) not in command and command.startswith("dual-denoising pretrain ")
+    import shlex
+
+    words = shlex.split(command)[2:]
+    words = [str(tmp_path / w) if w in ("data", "out") else w for w in words]
+    assert T.parse_args(words) == dataclasses.replace(args, recipe=None)
+    with pytest.raises(ValueError, match="unknown recipe 'nope'"):
+        T.parse_args(["--recipe", "nope", "--dataset", "d", "--output_dir", "o"])
+    namespace = cli.build_parser().parse_args(["pretrain", "--recipe", "ulip-tiny", "--dataset", "d",
+                                               "--output_dir", "o"])
+    assert namespace.recipe == "ulip-tiny"

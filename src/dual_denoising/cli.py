@@ -333,7 +333,9 @@ def resolve_command(target: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # `pretrain` reads its words again: a --recipe gives the defaults, the words override them
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2

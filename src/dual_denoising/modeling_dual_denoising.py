@@ -266,7 +266,7 @@ class DualDenoisingPointDecoder(nn.Module):
         return self.head(self.norm(tokens)).reshape(batch_size, num_groups, -1, 3)  # (B, G, k, 3)
 
 
-# The 24 proper rotations that map axes to axes (`pipeline_dual_denoising.ORIENTATIONS`, index 0 the identity).
+# The 24 proper rotations that map axes to axes (`orientations.ORIENTATIONS`, index 0 the identity).
 NUM_ORIENTATIONS = 24
 
 
@@ -824,7 +824,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         return F.normalize(chains.mean(dim=1), dim=-1)
 
     def get_orientation_logits(self, points: torch.Tensor) -> torch.Tensor:
-        """`(B, 24)` logits over `pipeline_dual_denoising.ORIENTATIONS`: entry `o` scores "`ORIENTATIONS[o] @ x` is
+        """`(B, 24)` logits over `orientations.ORIENTATIONS`: entry `o` scores "`ORIENTATIONS[o] @ x` is
         upright", read from the clean cloud's encoder tokens (`config.orientation_head` must be set)."""
         if self.orientation_head is None:
             raise ValueError("this model has no orientation head (config.orientation_head is False); fit one with "

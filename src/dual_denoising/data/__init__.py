@@ -13,7 +13,7 @@ _EXPORTS = {
     "triples": [
         "EMBED_COLUMNS", "METADATA_FILE", "PAD_MODES", "SAMPLE_METHODS", "SELECTIONS", "UP_AXES", "AnyDataset",
         "Compose", "NormalizeToUnitSphere", "PointArray", "PointCloudTransform", "PointTransform", "RandomGenerator",
-        "RandomPointDropout", "RandomRotationPerturbation", "RandomScaleAndTranslate", "RandomUpAxisRotation",
+        "RandomOrientation", "RandomPointDropout", "RandomRotationPerturbation", "RandomScaleAndTranslate", "RandomUpAxisRotation",
         "Resample", "TriplesCollator", "collate_triples", "is_hub_id", "load_triples", "load_triples_metadata",
         "normalize_points", "portable", "prepare_dataset", "resample_points", "rotation_matrix", "save_triples",
         "triples_features", "ulip_augmentations",
@@ -42,6 +42,7 @@ __all__ = [
     "RandomScaleAndTranslate",
     "RandomRotationPerturbation",
     "RandomUpAxisRotation",
+    "RandomOrientation",
     "ulip_augmentations",
     "EMBED_COLUMNS",
     "PointCloudTransform",

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from datasets import Array2D, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
+from ..orientations import ORIENTATIONS
 from ..point_ops import farthest_point_sample, normalize_to_unit_sphere
 
 METADATA_FILE = "dual_denoising.json"
@@ -442,6 +443,15 @@ class RandomUpAxisRotation(PointTransform):
     def __call__(self, points: PointArray, rng: np.random.Generator | None = None) -> PointArray:
         angle = self.generator(rng).uniform(*self.angle_range)
         return _affine_xyz(points, rotation_matrix(self.up_axis, angle))
+
+
+class RandomOrientation(PointTransform):
+    """Turn the cloud by one of the 24 axis-aligned rotations (`orientations.ORIENTATIONS`), drawn uniformly: the
+    training side of `up_axis="auto"`, so that a model learns to read a cloud whatever its up axis."""
+
+    def __call__(self, points: PointArray, rng: np.random.Generator | None = None) -> PointArray:
+        rotation = ORIENTATIONS[int(self.generator(rng).integers(len(ORIENTATIONS)))]
+        return _affine_xyz(points, rotation.T)  # row vectors: x @ R^T = (R x)^T
 
 
 def ulip_augmentations(

@@ -100,6 +100,46 @@ def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _proportion(correct: int, total: int) -> dict[str, Any]:
+    """A top-1 figure with its Wilson 95% interval: `{"accuracy", "interval": [low, high], "num_samples"}`."""
+    return {"accuracy": correct / total if total else None, "interval": list(wilson_interval(correct, total)),
+            "num_samples": total}
+
+
+def _harmonic(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def open_set_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+                     unseen_classes: Sequence[str]) -> dict[str, Any]:
+    """The open-set (generalized zero-shot) protocol: `(M, C)` logits over every class name, `(M,)` true labels.
+
+    Returns `seen` and `unseen`: top-1 of the seen / unseen classes' rows with every name a candidate (generalized);
+    `unseen_only`: top-1 of the unseen rows among the unseen names only (classic zero-shot); `harmonic_mean`: H of
+    seen and unseen (generalized), the field's single figure (Xian et al. 2017), with the interval H takes at the
+    two Wilson intervals' ends (H grows with both, so it holds at least 95% when they are independent). Each figure
+    carries its Wilson 95% interval and its number of rows.
+    """
+    names = list(class_names)
+    missing = [name for name in unseen_classes if name not in names]
+    if missing:
+        raise ValueError(f"unseen classes {missing} are not among the class names {names}")
+    unseen_ids = torch.as_tensor([names.index(name) for name in unseen_classes], dtype=torch.long)
+    is_unseen = torch.isin(labels, unseen_ids)
+    right = logits.argmax(dim=1) == labels
+    seen = _proportion(int(right[~is_unseen].sum()), int((~is_unseen).sum()))
+    unseen = _proportion(int(right[is_unseen].sum()), int(is_unseen.sum()))
+    among_unseen = unseen_ids[logits[is_unseen][:, unseen_ids].argmax(dim=1)] == labels[is_unseen]
+    unseen_only = _proportion(int(among_unseen.sum()), int(is_unseen.sum()))
+    harmonic = {"accuracy": _harmonic(seen["accuracy"], unseen["accuracy"]),
+                "interval": [_harmonic(seen["interval"][0], unseen["interval"][0]),
+                             _harmonic(seen["interval"][1], unseen["interval"][1])]}
+    return {"seen": seen, "unseen": unseen, "unseen_only": unseen_only, "harmonic_mean": harmonic,
+            "unseen_classes": list(unseen_classes)}
+
+
 def _generator(seed: int, *keys: int) -> torch.Generator:
     """A CPU generator for one stream (seed, process, purpose): independent streams from one user seed. (CPU, so a
     seed draws the same numbers on any device; the model moves its draws to the input's device.)"""
@@ -165,6 +205,7 @@ def evaluate_zero_shot(
     seed: int = 0,
     top_k: int = 5,
     up_axis: str = "y",
+    unseen_classes: Sequence[str] | None = None,
     accelerator=None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -192,10 +233,13 @@ def evaluate_zero_shot(
         top_k: the k of the top-k accuracy (5).
         up_axis: the dataset's up axis, "y" (the models' convention), "z" or "x"; clouds are turned Y-up. ("auto",
             the pipeline's per-cloud choice, is measured by examples/cross_domain.py, not attacked here.)
+        unseen_classes: the classes the model was not trained on (a dataset's metadata records them): adds
+            `open_set`, the generalized zero-shot figures of `open_set_metrics` on the clean predictions.
         accelerator: an `accelerate.Accelerator` to shard the rows over processes; results are gathered, so every
             process returns the same dictionary.
     Returns:
         A JSON-ready dict: `clean` (top1, top{k}, per_class_accuracy {name: acc or None}, confusion_matrix),
+        `open_set` (with `unseen_classes`),
         `attacks` ({name: params, robust_accuracy, attack_success_rate, per_class_accuracy, confusion_matrix, ...}),
         `pgd_linf_eps_sweep` ([{eps, accuracy}]), and the settings (num_samples, class_names, feature_kwargs, ...).
     """
@@ -307,6 +351,8 @@ def evaluate_zero_shot(
         "attacks": {},
         "pgd_linf_eps_sweep": [],
     }
+    if unseen_classes:
+        results["open_set"] = open_set_metrics(gathered["clean"], labels, class_names, unseen_classes)
     for name, attack in attacks.items():
         scores = gathered[name]
         robust = success_metric.compute(
@@ -348,6 +394,21 @@ def _input_points(results: Mapping[str, Any]) -> str:
     return f"{data} in the data, resampled to the model's {model_points}"
 
 
+def open_set_lines(open_set: Mapping[str, Any]) -> list[str]:
+    """The report's open-set table: seen, unseen, unseen among the unseen names, and H, with Wilson intervals."""
+    def cell(entry):
+        low, high = entry["interval"]
+        return f"{_pct(entry['accuracy'])} [{_pct(low)}, {_pct(high)}]"
+
+    rows = [("seen classes, every name a candidate", open_set["seen"]),
+            ("unseen classes, every name a candidate", open_set["unseen"]),
+            ("unseen classes, among the unseen names", open_set["unseen_only"]),
+            ("harmonic mean H (seen, unseen)", open_set["harmonic_mean"])]
+    return ["## Open set", "", f"Unseen classes: {', '.join(open_set['unseen_classes'])}.", "",
+            "| rows | top-1 (%) [95% interval] | samples |", "|---|---:|---:|",
+            *(f"| {label} | {cell(entry)} | {entry.get('num_samples', '')} |" for label, entry in rows), ""]
+
+
 def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: str = "Zero-shot evaluation") -> None:
     """`report.md`: settings, clean top-1/top-k, robust accuracy and success rate per attack, per-class accuracy."""
     clean = results["clean"]
@@ -366,6 +427,8 @@ def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: s
         lines.append(f"- defence: {results['defense']}")
     lines += ["", "## Clean accuracy", "", f"| top-1 (%) | top-{top_k_key[3:]} (%) |", "|---:|---:|",
               f"| {_pct(clean['top1'])} | {_pct(clean[top_k_key])} |", ""]
+    if results.get("open_set"):
+        lines += open_set_lines(results["open_set"])
     attacks = results.get("attacks", {})
     if attacks:
         lines += ["## Robustness", "",
@@ -503,7 +566,7 @@ def _load_class_embeds(path: str | Path) -> torch.Tensor:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """The `evaluate` subcommand."""
-    from ..data import load_triples
+    from ..data import load_triples, load_triples_metadata
 
     out_dir = Path(args.out)
     existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
@@ -513,6 +576,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     model, tokenizer = load_model_and_tokenizer(args.model)  # one line on what is missing or wrong
     dataset = load_triples(args.dataset, split=args.split)
+    unseen = load_triples_metadata(args.dataset).get("unseen_classes") if Path(args.dataset).is_dir() else None
     class_embeds = None
     if args.class_embeds:
         class_embeds, tokenizer = _load_class_embeds(args.class_embeds), None
@@ -532,7 +596,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         inference_point_noise_level=args.inference_point_noise_level, purification_rounds=args.purification_rounds,
         purification_keep_input=args.purification_keep_input,
         batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, up_axis=args.up_axis,
-        accelerator=accelerator, show_progress=not args.no_progress,
+        unseen_classes=unseen, accelerator=accelerator, show_progress=not args.no_progress,
     )
     if accelerator.is_main_process:
         results = {"model": portable(args.model), "dataset": portable(str(args.dataset)), "split": args.split,
@@ -542,6 +606,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_markdown_report(results, out_dir / "report.md")
         save_plots(results, out_dir)
         summary = [f"clean top-1 {_pct(results['clean']['top1'])}%"]
+        if "open_set" in results:
+            figures = results["open_set"]
+            summary += [f"{key.replace('_', '-')} {_pct(figures[key]['accuracy'])}%"
+                        for key in ("seen", "unseen", "unseen_only", "harmonic_mean")]
         summary += [f"{n} {_pct(e['robust_accuracy'])}%" for n, e in results["attacks"].items()]
         print(f"{results['num_samples']} samples: " + ", ".join(summary) + f"; report in {out_dir}")
     accelerator.wait_for_everyone()
@@ -551,6 +619,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 __all__ = [
     "REPORT_FILES",
     "wilson_interval",
+    "open_set_metrics",
     "evaluate_zero_shot",
     "load_metric",
     "prepare_points",

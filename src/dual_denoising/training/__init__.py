@@ -13,7 +13,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "arguments": [
         "CHECKPOINT_PATTERN", "PRESETS_DIR", "TRAIN_RESULTS_FILE", "PretrainingArguments", "add_pretraining_arguments",
-        "parse_args", "resolve_preset",
+        "parse_args", "resolve_preset", "load_recipe", "recipe_command", "RECIPES_DIR",
     ],
     "card": ["check_hub_access", "model_card", "push_folder_to_hub"],
     "orientation": ["fit_orientation_head", "orientation_features", "turn_to"],
@@ -21,7 +21,8 @@ _EXPORTS = {
     "trainer": [
         "build_model", "caption_prototypes", "create_optimizer", "freeze_unused_parameters", "load_model_config",
         "load_training_data", "make_evaluation", "make_train_dataloader", "parameter_groups", "pretrain",
-        "summarize_zero_shot", "update_config",
+        "summarize_zero_shot", "update_config", "VALIDATION_PER_CLASS", "validation_indices", "split_training_rows",
+        "reduce_clouds",
     ],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -56,4 +57,11 @@ __all__ = [
     "pretrain",
     "summarize_zero_shot",
     "update_config",
+    "VALIDATION_PER_CLASS",
+    "validation_indices",
+    "split_training_rows",
+    "reduce_clouds",
+    "load_recipe",
+    "recipe_command",
+    "RECIPES_DIR",
 ]

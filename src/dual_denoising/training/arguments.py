@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import re
+import shlex
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +23,11 @@ TRAIN_RESULTS_FILE = "train_results.json"
 NO_DECAY_PARAMETERS = ("cls_token", "cls_position", "mask_token", "token_embedding", "logit_scale")
 # what `--push_to_hub` leaves out of the upload: resumable states and debug logs
 PUSH_IGNORE_PATTERNS = ["checkpoint-*", "debug/*"]
+# the options that name files or folders: saved artefacts record them by folder name only (`data.portable`)
+PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint",
+                  "scan_datasets")
+RECIPES_DIR = PRESETS_DIR / "recipes"  # NAME.json: the options that trained the shipped model NAME
+VALIDATION_SPLIT = "validation"  # the --eval_split name of the shapes --validation_per_class carves out
 
 
 def _help(text: str, **kwargs) -> Any:
@@ -41,12 +49,26 @@ class PretrainingArguments:
     train_on_seen_classes: bool = _help(
         "train only on the metadata's seen_classes (the unseen-category protocol)", default=False
     )
+    validation_per_class: int | None = _help(
+        "carve a validation split out of the training split: the last N shapes of every class, never trained on; "
+        "--eval_split validation scores them (choose settings there, never on the test split)", default=None
+    )
     max_train_samples: int | None = _help("use only the first N training rows (debugging, quick runs)", default=None)
     max_eval_samples: int | None = _help(
         "evaluate on N rows of the eval split (a seeded random subset)", default=None
     )
     augmentations: Literal["ulip", "none"] = _help("training point augmentations", default="ulip")
     up_axis: Literal["x", "y", "z"] = _help("up axis of the clouds, for the rotation augmentation", default="y")
+    orientation_augmentation: bool = _help(
+        "turn every training cloud by one of the 24 axis-aligned rotations (uniform, per cloud and epoch), so the "
+        "model learns to read clouds in any up axis", default=False
+    )
+    fps_cache: bool = _help(
+        "reduce every training cloud once, before training, to the model's point count by farthest point sampling "
+        "from its first point (datasets caches the result); --no-fps_cache draws a new FPS subset from a random "
+        "start for every cloud in every epoch (ULIP's way; on a CPU the per-cloud FPS costs as much as the model)",
+        default=True,
+    )
     scan_datasets: list[str] | None = _help(
         "scan-style training: triples datasets (folders or Hub ids) holding a scan of every training shape under its "
         "shape_id, e.g. `dual-denoising make-synthetic --scan object` of the same shapes; each training cloud is "
@@ -56,6 +78,11 @@ class PretrainingArguments:
     scan_probability: float = _help("share of the training clouds replaced by a scan (with --scan_datasets)",
                                     default=0.6)
     dataloader_num_workers: int = _help("DataLoader worker processes (0 reads in the training process)", default=0)
+    recipe: str | None = _help(
+        "a training recipe: the name of a shipped one (`dual-denoising models` lists the models; each was trained "
+        "by its recipe, presets/recipes/NAME.json) or a JSON file of these options; its values become the defaults "
+        "and the options given on the command line override them", default=None
+    )
     # -- teacher and model ----------------------------------------------------------------------------------------
     teacher: str | None = _help(
         "CLIP teacher (folder or Hub id): frozen text tower and tokenizer of the saved model; also computes missing "
@@ -135,6 +162,10 @@ class PretrainingArguments:
             self.preset = "tiny"
         if self.eval_split is not None and self.eval_split.lower() == "none":
             self.eval_split = None
+        if self.eval_split == VALIDATION_SPLIT and not self.validation_per_class:
+            raise ValueError("--eval_split validation needs --validation_per_class N (the shapes to carve out)")
+        if self.validation_per_class is not None and (self.validation_per_class < 1 or self.streaming):
+            raise ValueError("--validation_per_class must be >= 1, and a stream cannot be carved (drop --streaming)")
         if self.scan_datasets and self.streaming:
             raise ValueError("--scan_datasets pairs rows by shape_id, which a stream cannot look up: drop --streaming")
         if self.scan_datasets and not 0.0 < self.scan_probability <= 1.0:
@@ -191,19 +222,75 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def load_recipe(name_or_path: str) -> dict[str, Any]:
+    """A recipe's options: `presets/recipes/NAME.json` for a shipped name, else the JSON file at that path. Its
+    `config_overrides` may be an object (it is passed on as JSON text)."""
+    path = Path(name_or_path) if Path(name_or_path).suffix == ".json" else RECIPES_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+        raise ValueError(f"unknown recipe {name_or_path!r}: give one of {known} or a .json file of pretrain options")
+    values = json.loads(path.read_text())
+    fields = {spec.name for spec in dataclasses.fields(PretrainingArguments)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"recipe {name_or_path!r} sets unknown options {unknown}; options are the pretrain flags")
+    if isinstance(values.get("config_overrides"), dict):
+        values["config_overrides"] = json.dumps(values["config_overrides"])
+    return values
+
+
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> PretrainingArguments:
-    parser = argparse.ArgumentParser(
+    """The options of `argv` (default: the command line); with `--recipe`, the recipe's values are the defaults and
+    the options given in `argv` override them."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = add_pretraining_arguments(argparse.ArgumentParser(
         prog=prog, description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter
-    )
-    return PretrainingArguments(**vars(add_pretraining_arguments(parser).parse_args(argv)))
+    ))
+    recipe = argparse.ArgumentParser(add_help=False)
+    recipe.add_argument("--recipe")
+    name = recipe.parse_known_args(argv)[0].recipe
+    if name:
+        parser.set_defaults(**load_recipe(name))
+    return PretrainingArguments(**vars(parser.parse_args(argv)))
+
+
+def recipe_command(args: PretrainingArguments) -> str:
+    """The command line that reruns `args` (`dual-denoising pretrain ...`): the options that differ from the
+    defaults, a local path by its last component (the folder the user has under that name), a Hub id as it is; what
+    a model card and `metadata.json` record."""
+    from ..data import is_hub_id
+
+    def path(value: str) -> str:
+        return value if is_hub_id(value) else Path(value).name
+
+    words = ["dual-denoising", "pretrain"]
+    for spec in dataclasses.fields(PretrainingArguments):
+        value = getattr(args, spec.name)
+        if spec.name in ("recipe", "debug_log_samples", "debug_kill_after_checkpoint", "resume_from_checkpoint") or (
+            spec.default is not dataclasses.MISSING and value == spec.default
+        ):
+            continue
+        if spec.name == "preset" and value == "tiny" and not args.config and not args.model_name_or_path:
+            continue
+        flag = f"--{spec.name}"
+        if isinstance(value, bool):
+            words.append(flag if value else f"--no-{spec.name}")
+        elif isinstance(value, list):
+            words += [flag, *(shlex.quote(path(v)) for v in value)]
+        else:
+            words += [flag, shlex.quote(path(value) if spec.name in PATH_ARGUMENTS else str(value))]
+    return " ".join(words)
 
 
 def run_pretrain(namespace: argparse.Namespace) -> int:
-    values = {spec.name: getattr(namespace, spec.name) for spec in dataclasses.fields(PretrainingArguments)}
+    """`dual-denoising pretrain`: the options are read again from the command line's words after `pretrain`, so a
+    `--recipe` gives the defaults and the options given override them (as `parse_args` does)."""
+    argv = namespace.argv[namespace.argv.index("pretrain") + 1:]
+    args = parse_args(argv, prog="dual-denoising pretrain")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     from .trainer import pretrain  # the trainer imports torch and accelerate; --help does not need them
 
-    pretrain(PretrainingArguments(**values))
+    pretrain(args)
     return 0
 
 

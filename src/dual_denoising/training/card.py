@@ -9,10 +9,7 @@ from huggingface_hub import ModelCard, ModelCardData, create_repo, upload_folder
 
 from ..configuration_dual_denoising import DualDenoisingConfig
 from ..data import is_hub_id, portable
-from .arguments import PUSH_IGNORE_PATTERNS, PretrainingArguments
-
-PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint",
-                  "scan_datasets")
+from .arguments import PUSH_IGNORE_PATTERNS, PretrainingArguments, recipe_command
 
 
 def check_hub_access(repo_id: str, private: bool = False) -> None:
@@ -110,7 +107,6 @@ A 3D point-cloud encoder whose embeddings live in a frozen CLIP teacher's space,
 ```python
 import dual_denoising  # registers the model and the task
 from transformers import pipeline
-from .arguments import PUSH_IGNORE_PATTERNS, PretrainingArguments
 
 classifier = pipeline("zero-shot-3d-classification", model="{args.hub_model_id or 'path/to/this/folder'}")
 classifier("chair.ply", candidate_labels=["chair", "table", "lamp"])
@@ -132,6 +128,12 @@ classifier("chair.ply", candidate_labels=["chair", "table", "lamp"])
 ## Training budget
 
 {_table(budget_rows)}
+
+The command that trained it (paths by folder name):
+
+```bash
+{recipe_command(args)}
+```
 
 ## Evaluation
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling_dual_denoising import DualDenoisingModel, DualDenoisingOrientationHead
-from ..pipeline_dual_denoising import ORIENTATIONS
+from ..orientations import ORIENTATIONS
 
 logger = logging.getLogger(__name__)
 

@@ -28,19 +28,6 @@ DEFAULT_BUDGET = {
 }
 
 
-# The validation split every choice is made on: the last VALIDATION_PER_CLASS training shapes of every class. The
-# shipped models train on the rest (examples/probe_feature_readout.py), so they have never seen these shapes.
-VALIDATION_PER_CLASS = 16
-
-
-def validation_indices(labels, per_class: int = VALIDATION_PER_CLASS):
-    """Rows of the training split that form the validation split (class by class, in order)."""
-    import numpy as np
-
-    labels = np.asarray(labels)
-    return np.concatenate([np.flatnonzero(labels == c)[-per_class:] for c in np.unique(labels)])
-
-
 # the PGD-Linf radius at which the shipped default is chosen (`choose_default`)
 DEFAULT_CHOICE_EPS = 0.02
 
@@ -283,10 +270,17 @@ Shipped inside the `dual-denoising` package (`dual-denoising models` lists it; `
 `dual_denoising.resolve_model("{name}")` for `pipeline(model=...)`). It holds the 3D tower and the tokenizer; the
 teacher's frozen text tower, the same for every shipped model, is stored once, in the package's
 `pretrained/shared/` folder, and read by `from_pretrained`. It has no model code: load it with the package installed (`save_pretrained` writes a whole copy). Trained on SynthShapes
-({len(data_meta["classes"])} classes) with `{recipe}`; `metadata.json` has the data, the training run and the
-evaluation.
+({len(data_meta["classes"])} classes), released with `{recipe}`; `metadata.json` has the data, the training run and
+the evaluation.{training_command(metadata["training"])}
 """)
     return dest
+
+
+def training_command(results: dict | None) -> str:
+    """The model card's lines that give the `pretrain` command a model was trained by (from `train_results.json`)."""
+    if not results or not results.get("command"):
+        return ""
+    return f"\n\nThe command that trained it (paths by folder name):\n\n```bash\n{results['command']}\n```"
 
 
 def set_default_reason(name: str, reason: str) -> None:

@@ -60,20 +60,31 @@ from ..configuration_dual_denoising import DualDenoisingConfig
 from ..data import (
     EMBED_COLUMNS,
     METADATA_FILE,
+    Compose,
     PointCloudTransform,
+    RandomOrientation,
     TriplesCollator,
     load_triples,
     load_triples_metadata,
     portable,
     prepare_dataset,
+    resample_points,
     ulip_augmentations,
 )
 from ..distributed import make_accelerator
 from ..evaluation import class_embeddings, evaluate_zero_shot
 from ..modeling_dual_denoising import DualDenoisingModel
 from ..prompts import DEFAULT_TEMPLATES
-from .arguments import NO_DECAY_PARAMETERS, TRAIN_RESULTS_FILE, PretrainingArguments, resolve_preset
-from .card import PATH_ARGUMENTS, check_hub_access, model_card, push_folder_to_hub
+from .arguments import (
+    NO_DECAY_PARAMETERS,
+    PATH_ARGUMENTS,
+    TRAIN_RESULTS_FILE,
+    VALIDATION_SPLIT,
+    PretrainingArguments,
+    recipe_command,
+    resolve_preset,
+)
+from .card import check_hub_access, model_card, push_folder_to_hub
 from .checkpoints import TrainerState, resolve_checkpoint, save_checkpoint
 
 logger = get_logger(__name__)
@@ -248,9 +259,7 @@ def _embed_dim(features: datasets.Features | None) -> int | None:
 
 
 def _needed_embeddings(config: DualDenoisingConfig) -> set[str]:
-    """The embedding columns the objective reads (the baseline aligns with both, as ULIP does)."""
-    if config.objective == "contrastive":
-        return set(EMBED_COLUMNS)
+    """The embedding columns the objective reads: those `feature_target` names (`image+text`: both, as ULIP)."""
     return {f"{part}_embeds" for part in config.feature_target.split("+")}
 
 
@@ -306,7 +315,25 @@ def _load_split(dataset: str, split: str, streaming: bool = False) -> Any:
         raise ValueError(f"{dataset}: no split {split!r} ({error})") from None
 
 
-def _select_training_rows(split: Any, args: PretrainingArguments, metadata: dict) -> Any:
+# The validation split settings are chosen on: the last shapes of every class of the training split
+# (`--validation_per_class`), never trained on. The shipped models and every table in docs/ carve 16 per class.
+VALIDATION_PER_CLASS = 16
+
+
+def validation_indices(labels, per_class: int = VALIDATION_PER_CLASS) -> np.ndarray:
+    """Rows of the training split that form the validation split: the last `per_class` of every class, in order."""
+    labels = np.asarray(labels)
+    return np.concatenate([np.flatnonzero(labels == c)[-per_class:] for c in np.unique(labels)])
+
+
+def split_training_rows(split: Any, args: PretrainingArguments, metadata: dict) -> tuple[Any, Any]:
+    """The rows to train on and the carved validation rows (None without `--validation_per_class`): the validation
+    shapes are taken out first, of every class, then `--train_on_seen_classes` and `--max_train_samples` apply."""
+    validation = None
+    if args.validation_per_class:
+        held_out = validation_indices(split["label"], args.validation_per_class)
+        validation = split.select(held_out.tolist())
+        split = split.select(np.setdiff1d(np.arange(len(split)), held_out).tolist())
     if args.train_on_seen_classes:
         seen = metadata.get("seen_classes")
         if not seen:
@@ -318,10 +345,32 @@ def _select_training_rows(split: Any, args: PretrainingArguments, metadata: dict
         split = split.take(args.max_train_samples) if args.streaming else split.select(
             range(min(args.max_train_samples, len(split)))
         )
-    return split
+    return split, validation
 
 
-def match_scans(split: datasets.Dataset, args: PretrainingArguments) -> list[tuple[datasets.Dataset, np.ndarray]]:
+def reduce_clouds(split: datasets.Dataset, num_points: int, min_points: int = 1) -> datasets.Dataset:
+    """Every cloud of `split` reduced once to `num_points` by farthest point sampling from its first point (fewer
+    points are padded as `resample_points` does, seeded): the FPS cache of `--fps_cache`. `datasets` caches the
+    result by the split's fingerprint, so a second run, or the other processes, read it back."""
+
+    def reduce(batch: dict, indices: list[int]) -> dict:
+        clouds = [np.asarray(cloud, dtype=np.float32) for cloud in batch["points"]]
+        by_size: dict[int, list[int]] = {}
+        for row, cloud in enumerate(clouds):  # equal sizes share one batched FPS call
+            by_size.setdefault(len(cloud) if len(cloud) > num_points else -1 - row, []).append(row)
+        for members in by_size.values():
+            reduced = resample_points(np.stack([clouds[row] for row in members]), num_points, min_points=min_points,
+                                      rng=np.random.default_rng(indices[members[0]]))  # the seed pads a small cloud
+            for row, cloud in zip(members, reduced):
+                clouds[row] = cloud
+        batch["points"] = clouds
+        return batch
+
+    return split.map(reduce, batched=True, batch_size=256, with_indices=True, desc="FPS cache")
+
+
+def match_scans(split: datasets.Dataset, args: PretrainingArguments, config: DualDenoisingConfig
+                ) -> list[tuple[datasets.Dataset, np.ndarray]]:
     """For each of `--scan_datasets`: its `--train_split` (shape_id and points) and, for every training row, the row
     of that shape's scan. Every training shape must have a scan in every scan dataset."""
     if not args.scan_datasets:
@@ -332,6 +381,8 @@ def match_scans(split: datasets.Dataset, args: PretrainingArguments) -> list[tup
     matched = []
     for name in args.scan_datasets:
         scans = _load_split(name, args.train_split).select_columns(["shape_id", "points"])
+        if args.fps_cache:  # scans are clouds of the training rows: the same cache
+            scans = reduce_clouds(scans, config.point_config.num_points)
         where = {str(s): i for i, s in enumerate(scans["shape_id"])}
         missing = [s for s in wanted if s not in where]
         if missing:
@@ -342,6 +393,13 @@ def match_scans(split: datasets.Dataset, args: PretrainingArguments) -> list[tup
             )
         matched.append((scans.with_format("numpy"), np.asarray([where[s] for s in wanted])))
     return matched
+
+
+def training_augmentations(args: PretrainingArguments) -> Compose | None:
+    """The per-cloud augmentations of `--augmentations` and `--orientation_augmentation`, in that order."""
+    transforms = [*(ulip_augmentations(args.up_axis).transforms if args.augmentations == "ulip" else []),
+                  *([RandomOrientation()] if args.orientation_augmentation else [])]
+    return Compose(transforms) if transforms else None
 
 
 def make_train_dataloader(
@@ -355,7 +413,7 @@ def make_train_dataloader(
         stream = split.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
         rows = prepare_dataset(
             stream, point_config.num_points, train=True, up_axis=args.up_axis, min_points=min_points,
-            augmentations=None if args.augmentations == "none" else "ulip", with_colors=with_colors, seed=args.seed,
+            augmentations=training_augmentations(args), with_colors=with_colors, seed=args.seed,
         )
         generator = torch.Generator().manual_seed(args.seed + process_index)
         collator = TriplesCollator(generator=generator, return_shape_ids=args.debug_log_samples)
@@ -368,11 +426,11 @@ def make_train_dataloader(
     split = split.select_columns([c for c in wanted if c in split.column_names]).with_format("numpy")
     transform = PointCloudTransform(
         point_config.num_points, min_points=min_points, random_start=True, with_colors=with_colors,
-        augmentations=ulip_augmentations(args.up_axis) if args.augmentations == "ulip" else None,
+        augmentations=training_augmentations(args),
     )
     if args.scan_datasets and with_colors:
         raise ValueError("--scan_datasets: scans carry no colors, and this model reads 6 channels")
-    rows = SeededRows(split, transform, args.seed, match_scans(split, args), args.scan_probability)
+    rows = SeededRows(split, transform, args.seed, match_scans(split, args, config), args.scan_probability)
     loader = torch.utils.data.DataLoader(
         rows,
         batch_size=args.per_device_train_batch_size,
@@ -434,7 +492,8 @@ def _keep_classes(split: datasets.Dataset, keep: list[int]) -> datasets.Dataset:
 
 
 def make_evaluation(
-    args: PretrainingArguments, train_split: Any, metadata: dict, model: DualDenoisingModel, tokenizer
+    args: PretrainingArguments, train_split: Any, metadata: dict, model: DualDenoisingModel, tokenizer,
+    validation: datasets.Dataset | None = None,
 ) -> ZeroShotEvaluation | None:
     """The zero-shot evaluation of this run, or None (with a log line) when the data cannot give one.
 
@@ -442,15 +501,21 @@ def make_evaluation(
     model has a text tower and a tokenizer: zero-shot classification proper. Without them they are per-class means of
     the training split's caption embeddings (`caption_prototypes`), a proxy that has no embedding for a class absent
     from training: such classes are then left out of the candidates and of the scores. The eval split is read whole
-    (not streamed).
+    (not streamed). `--eval_split validation` scores the carved `validation` rows. With `--fps_cache` the clouds are
+    reduced once (evaluation reads FPS from the first point too, so the scores are the same).
     """
     if args.eval_split is None:
         return None
-    try:
-        split = _load_split(args.dataset, args.eval_split)
-    except ValueError as error:
-        logger.warning(f"{error}: no evaluation")
-        return None
+    if args.eval_split == VALIDATION_SPLIT:
+        split = validation
+    else:
+        try:
+            split = _load_split(args.dataset, args.eval_split)
+        except ValueError as error:
+            logger.warning(f"{error}: no evaluation")
+            return None
+    if args.fps_cache and "points" in split.column_names:
+        split = reduce_clouds(split, model.config.point_config.num_points)
     if not isinstance(split.features.get("label"), datasets.ClassLabel):
         logger.warning(f"split {args.eval_split!r} has no ClassLabel 'label' column: no evaluation")
         return None
@@ -469,24 +534,31 @@ def make_evaluation(
         return None
     return ZeroShotEvaluation(
         split, class_embeds.float().cpu(), source,
-        list(metadata.get("seen_classes") or []), list(metadata.get("unseen_classes") or []),
+        [c for c in metadata.get("seen_classes") or [] if c in split.features["label"].names],
+        [c for c in metadata.get("unseen_classes") or [] if c in split.features["label"].names],
     )
 
 
-def summarize_zero_shot(results: dict, seen_classes: list[str], unseen_classes: list[str]) -> dict:
-    """Top-1 accuracy over all rows, and over the rows of the seen / unseen classes (every class stays a candidate),
-    from `evaluation.evaluate_zero_shot`'s clean confusion matrix (rows: true class)."""
-    confusion = np.asarray(results["clean"]["confusion_matrix"])
-    names = results["class_names"]
+def summarize_zero_shot(results: dict, seen_classes: list[str] = ()) -> dict:
+    """The run's evaluation figures from `evaluation.evaluate_zero_shot`: top-1 over all rows and, when the dataset
+    records unseen classes, the open-set figures (seen, unseen and unseen-only top-1, H; Wilson 95% intervals); with
+    seen classes only among the candidates, their top-1."""
     summary = {"accuracy": results["clean"]["top1"], "num_samples": results["num_samples"]}
-    for name, subset in (("seen", seen_classes), ("unseen", unseen_classes)):
-        ids = [names.index(c) for c in subset if c in names]
-        count = int(confusion[ids].sum()) if ids else 0
-        if count:
-            summary[f"{name}_accuracy"] = float(confusion[ids, ids].sum() / count)
-            summary[f"num_{name}_samples"] = count
+    open_set = results.get("open_set")
+    seen_ids = [results["class_names"].index(c) for c in seen_classes if c in results["class_names"]]
+    if not open_set and seen_ids:
+        confusion = np.asarray(results["clean"]["confusion_matrix"])
+        summary["num_seen_samples"] = int(confusion[seen_ids].sum())
+        summary["seen_accuracy"] = float(confusion[seen_ids, seen_ids].sum() / max(summary["num_seen_samples"], 1))
+    if open_set:
+        for key in ("seen", "unseen", "unseen_only"):
+            summary[f"{key}_accuracy"] = open_set[key]["accuracy"]
+            summary[f"{key}_accuracy_interval"] = open_set[key]["interval"]
+        summary["harmonic_mean"] = open_set["harmonic_mean"]["accuracy"]
+        summary["harmonic_mean_interval"] = open_set["harmonic_mean"]["interval"]
+        summary["num_seen_samples"] = open_set["seen"]["num_samples"]
+        summary["num_unseen_samples"] = open_set["unseen"]["num_samples"]
     return summary
-
 
 
 def _full_model(accelerator: Accelerator, model: torch.nn.Module, keep_autocast: bool) -> DualDenoisingModel | None:
@@ -525,16 +597,45 @@ def _hparams(args: PretrainingArguments, config: DualDenoisingConfig) -> dict:
     return values
 
 
-def pretrain(args: PretrainingArguments) -> dict:
-    """Run a pretraining job (see the module docstring); returns the results written to `train_results.json`
-    (on the main process; the other processes get an empty dict)."""
-    output_dir = Path(args.output_dir)
-    log_with = _tracker(args.report_to)
-    accelerator = make_accelerator(
+@dataclass
+class TrainingRun:
+    """Everything the steps of `pretrain` hand to each other: the run's objects and its fixed numbers."""
+
+    args: PretrainingArguments
+    accelerator: Accelerator
+    output_dir: Path
+    config: DualDenoisingConfig
+    model: Any  # the prepared (possibly wrapped) model
+    tokenizer: Any
+    optimizer: Any
+    lr_scheduler: Any
+    train_dataloader: Any
+    train_rows: SeededRows | None
+    train_split: Any
+    metadata: dict
+    evaluation: ZeroShotEvaluation | None
+    state: TrainerState
+    max_train_steps: int
+    num_warmup_steps: int
+    batches_per_epoch: int | None
+    total_batch_size: int
+    total_parameters: int
+    trainable_parameters: int
+    features_cost: dict | None
+    log_path: Path
+    resumed: bool = False
+    train_seconds: float = 0.0
+    updates_done: int = 0
+    last_lr: float | None = None
+
+
+def setup_accelerator(args: PretrainingArguments) -> Accelerator:
+    """The Accelerator of the run: seedable sampler, the scheduler stepped by hand once per optimizer update."""
+    return make_accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
-        log_with=log_with,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "runs")),
+        log_with=_tracker(args.report_to),
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / "runs")),
         # seedable sampler: the order of every epoch is a function of (seed, epoch), the same on every process;
         # streaming: every process reads its own shard (no dispatching of non-tensor fields)
         dataloader_config=DataLoaderConfiguration(
@@ -543,17 +644,48 @@ def pretrain(args: PretrainingArguments) -> dict:
         # the scheduler counts optimizer updates; it is stepped by hand once per update
         step_scheduler_with_optimizer=False,
     )
-    logger.info(accelerator.state, main_process_only=True)
+
+
+def prepare_data(args: PretrainingArguments, accelerator: Accelerator, config: DualDenoisingConfig) -> dict:
+    """Step 1, the data: the training rows (teacher embeddings computed first when missing; the validation shapes
+    carved out; the FPS cache), the carved validation rows, the dataset's metadata and what the embeddings cost."""
+    split, metadata, features_cost = load_training_data(args, accelerator, _needed_embeddings(config))
+    split, validation = split_training_rows(split, args, metadata)
+    if args.fps_cache and not args.streaming:
+        point_config = config.point_config
+        wanted = ["shape_id", "points", "label", *EMBED_COLUMNS, *(["colors"] if point_config.in_channels == 6 else [])]
+        split = split.select_columns([c for c in wanted if c in split.column_names])  # no images to rewrite
+        with accelerator.main_process_first():  # the main process fills the cache, the others read it
+            split = reduce_clouds(split, point_config.num_points, max(point_config.group_size, point_config.num_groups))
+    return {"train_split": split, "validation": validation, "metadata": metadata, "features_cost": features_cost}
+
+
+def create_scheduler(args: PretrainingArguments, optimizer: torch.optim.Optimizer, updates_per_epoch: int | None
+                     ) -> tuple[Any, int, int]:
+    """Step 3, the schedule: a transformers `get_scheduler` over `max_train_steps` updates with its warm-up;
+    returns it with the number of updates and of warm-up updates."""
+    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
+    num_warmup_steps = (
+        args.num_warmup_steps if args.num_warmup_steps is not None else math.ceil(args.warmup_ratio * max_train_steps)
+    )
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer=optimizer, num_warmup_steps=num_warmup_steps,
+                              num_training_steps=max_train_steps)
+    return scheduler, max_train_steps, num_warmup_steps
+
+
+def set_up_run(args: PretrainingArguments, accelerator: Accelerator) -> TrainingRun:
+    """Steps 1-3: data, model, optimizer and schedule, prepared by Accelerate, and the resumed state when asked."""
+    output_dir = Path(args.output_dir)
     if args.push_to_hub and accelerator.is_main_process:  # fail now, not after the whole run
         check_hub_access(args.hub_model_id or output_dir.resolve().name, args.hub_private_repo)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)  # the same initial weights on every process
 
-    # -- data, model, optimizer ----------------------------------------------------------------------------------
     config = load_model_config(args)
-    train_split, metadata, features_cost = load_training_data(args, accelerator, _needed_embeddings(config))
-    train_split = _select_training_rows(train_split, args, metadata)
+    data = prepare_data(args, accelerator, config)
+    train_split = data["train_split"]
+    # step 2, the model
     model, tokenizer = build_model(args, config, _embed_dim(train_split.features))
     config = model.config
     freeze_unused_parameters(model)
@@ -562,28 +694,19 @@ def pretrain(args: PretrainingArguments) -> dict:
         enable()
     total_parameters = sum(p.numel() for p in model.parameters())
     trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # step 3, the optimizer; class embeddings from the frozen text tower while the model is whole (before FSDP)
     optimizer = create_optimizer(model, args)
-    # class embeddings from the frozen text tower, while the model is whole (before any FSDP sharding)
-    evaluation = make_evaluation(args, train_split, metadata, model, tokenizer)
+    evaluation = make_evaluation(args, train_split, data["metadata"], model, tokenizer, data["validation"])
     train_dataloader, train_rows = make_train_dataloader(train_split, args, config, accelerator.process_index)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
-
     # accumulation as accelerate resolved it (`accelerate launch --gradient_accumulation_steps`, DeepSpeed's config)
     accumulation = accelerator.gradient_accumulation_steps
     batches_per_epoch = None if args.streaming else len(train_dataloader)
     updates_per_epoch = None if args.streaming else math.ceil(batches_per_epoch / accumulation)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
-    num_warmup_steps = (
-        args.num_warmup_steps if args.num_warmup_steps is not None else math.ceil(args.warmup_ratio * max_train_steps)
-    )
-    lr_scheduler = get_scheduler(
-        args.lr_scheduler_type, optimizer=optimizer.optimizer, num_warmup_steps=num_warmup_steps,
-        num_training_steps=max_train_steps,
-    )
+    lr_scheduler, max_train_steps, num_warmup_steps = create_scheduler(args, optimizer.optimizer, updates_per_epoch)
     lr_scheduler = accelerator.prepare(lr_scheduler)
     state = TrainerState()
     accelerator.register_for_checkpointing(state)
-    total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * accumulation
 
     set_seed(args.seed, device_specific=True)  # a different noise stream per process
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
@@ -595,73 +718,99 @@ def pretrain(args: PretrainingArguments) -> dict:
         )
     elif args.resume_from_checkpoint:
         logger.info(f"no checkpoint in {output_dir}: starting a new run", main_process_only=True)
-
-    if log_with is not None:
-        accelerator.init_trackers("pretrain", config=_hparams(args, config))
-    logger.info(
-        f"training {config.objective}: {trainable_parameters:,} trainable of {total_parameters:,} parameters, "
-        f"{len(train_split) if not args.streaming else 'streamed'} rows, {max_train_steps} updates of "
-        f"{total_batch_size} clouds ({args.per_device_train_batch_size} x {accelerator.num_processes} processes x "
-        f"{accumulation} accumulation), warm-up {num_warmup_steps}, "
-        f"mixed precision {accelerator.mixed_precision}", main_process_only=True,
-    )
-
     log_path = output_dir / "trainer_log.jsonl"  # a resumed run appends to it, a new run starts it afresh
     if checkpoint is None and accelerator.is_main_process:
         log_path.unlink(missing_ok=True)
+    return TrainingRun(
+        args=args, accelerator=accelerator, output_dir=output_dir, config=config, model=model, tokenizer=tokenizer,
+        optimizer=optimizer, lr_scheduler=lr_scheduler, train_dataloader=train_dataloader, train_rows=train_rows,
+        train_split=train_split, metadata=data["metadata"], evaluation=evaluation, state=state,
+        max_train_steps=max_train_steps, num_warmup_steps=num_warmup_steps, batches_per_epoch=batches_per_epoch,
+        total_batch_size=args.per_device_train_batch_size * accelerator.num_processes * accumulation,
+        total_parameters=total_parameters, trainable_parameters=trainable_parameters,
+        features_cost=data["features_cost"], log_path=log_path, resumed=checkpoint is not None,
+    )
+
+
+def run_evaluation(run: TrainingRun) -> dict | None:
+    """Step 5, zero-shot top-1 on the eval split (all, seen and unseen classes), logged; None without an eval split.
+    A collective under FSDP/DeepSpeed: every process calls it."""
+    if run.evaluation is None:
+        return None
+    args, accelerator = run.args, run.accelerator
+    full = _full_model(accelerator, run.model, keep_autocast=True)
+    metrics = None
+    if accelerator.is_main_process:
+        with accelerator.autocast():
+            results = evaluate_zero_shot(
+                full, run.evaluation.dataset, class_embeds=run.evaluation.class_embeds,
+                batch_size=args.per_device_eval_batch_size, num_noise_samples=args.eval_num_noise_samples,
+                num_inference_steps=args.eval_num_inference_steps, max_samples=args.max_eval_samples,
+                seed=args.seed, unseen_classes=run.evaluation.unseen_classes, show_progress=False,
+            )
+        run.model.train()  # evaluate_zero_shot leaves the model in eval mode
+        metrics = summarize_zero_shot(results, run.evaluation.seen_classes)
+        metrics["class_embeds_source"] = run.evaluation.class_embeds_source
+        accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)},
+                        step=run.state.global_step)
+        _append_json(run.log_path, {"step": run.state.global_step, **{f"eval_{k}": v for k, v in metrics.items()}})
+        logger.info(f"step {run.state.global_step}: zero-shot {metrics}", main_process_only=True)
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def _log_update(run: TrainingRun, running: dict, running_batches: int, seconds: float, grad_norm, progress) -> None:
+    """The losses (averaged over processes and the window), learning rate, epoch and throughput of a logging step."""
+    args, accelerator, state = run.args, run.accelerator, run.state
+    losses = {k: accelerator.reduce(v / running_batches, "mean").item() for k, v in running.items()}
+    epoch = state.epoch + (state.batches_in_epoch / run.batches_per_epoch if run.batches_per_epoch else 0.0)
+    metrics = {
+        **{f"train/{k}": v for k, v in losses.items()},
+        "train/learning_rate": run.last_lr,
+        "train/epoch": epoch,
+        "train/samples_per_second": running_batches * args.per_device_train_batch_size * accelerator.num_processes
+        / seconds,
+    }
+    if grad_norm is not None:
+        metrics["train/grad_norm"] = float(grad_norm)
+    accelerator.log(metrics, step=state.global_step)
+    if accelerator.is_main_process:
+        _append_json(run.log_path, {"step": state.global_step, **{k.split("/")[1]: v for k, v in metrics.items()}})
+        progress.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{run.last_lr:.2e}")
+        if not accelerator.trackers:  # no tracker: the log goes to the terminal
+            progress.write(f"step {state.global_step}: " + ", ".join(
+                f"{k.split('/')[1]} {v:.4g}" for k, v in metrics.items()))
+
+
+def train_loop(run: TrainingRun) -> None:
+    """Step 4, the loop: forward, backward, clipping and one optimizer update per `gradient_accumulation_steps`
+    batches, until `max_train_steps`; logging, evaluation and checkpoints at their intervals."""
+    args, accelerator, state, model, optimizer = run.args, run.accelerator, run.state, run.model, run.optimizer
     samples_log = None
     if args.debug_log_samples:
-        (output_dir / "debug").mkdir(parents=True, exist_ok=True)
-        path = output_dir / "debug" / f"samples_rank{accelerator.process_index}.jsonl"
-        samples_log = open(path, "w" if checkpoint is None else "a")
-
-    def run_evaluation() -> dict | None:
-        if evaluation is None:
-            return None
-        full = _full_model(accelerator, model, keep_autocast=True)
-        metrics = None
-        if accelerator.is_main_process:
-            with accelerator.autocast():
-                results = evaluate_zero_shot(
-                    full, evaluation.dataset, class_embeds=evaluation.class_embeds,
-                    batch_size=args.per_device_eval_batch_size, num_noise_samples=args.eval_num_noise_samples,
-                    num_inference_steps=args.eval_num_inference_steps, max_samples=args.max_eval_samples,
-                    seed=args.seed, show_progress=False,
-                )
-            model.train()  # evaluate_zero_shot leaves the model in eval mode
-            metrics = summarize_zero_shot(results, evaluation.seen_classes, evaluation.unseen_classes)
-            metrics["class_embeds_source"] = evaluation.class_embeds_source
-            accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)},
-                            step=state.global_step)
-            _append_json(log_path, {"step": state.global_step, **{f"eval_{k}": v for k, v in metrics.items()}})
-            logger.info(f"step {state.global_step}: zero-shot {metrics}", main_process_only=True)
-        accelerator.wait_for_everyone()
-        return metrics
-
-    # -- training loop -------------------------------------------------------------------------------------------
-    progress = tqdm(total=max_train_steps, initial=state.global_step, desc="pretrain",
+        (run.output_dir / "debug").mkdir(parents=True, exist_ok=True)
+        path = run.output_dir / "debug" / f"samples_rank{accelerator.process_index}.jsonl"
+        samples_log = open(path, "a" if run.resumed else "w")
+    progress = tqdm(total=run.max_train_steps, initial=state.global_step, desc="pretrain",
                     disable=not accelerator.is_local_main_process)
     running: dict[str, torch.Tensor] = {}
     running_batches, window_start, train_start = 0, time.perf_counter(), time.perf_counter()
-    first_step, last_lr, grad_norm = state.global_step, None, None
+    first_step, grad_norm = state.global_step, None
     model.train()
-    while state.global_step < max_train_steps:
-        train_dataloader.set_epoch(state.epoch)
-        if train_rows is not None:
-            train_rows.set_epoch(state.epoch)
-        if state.batches_in_epoch:  # resumed mid-epoch: the sampler skips what was consumed, nothing is read
-            batches = accelerator.skip_first_batches(train_dataloader, state.batches_in_epoch)
-        else:
-            batches = train_dataloader
+    while state.global_step < run.max_train_steps:
+        run.train_dataloader.set_epoch(state.epoch)
+        if run.train_rows is not None:
+            run.train_rows.set_epoch(state.epoch)
+        # resumed mid-epoch: the sampler skips what was consumed, nothing is read
+        batches = (accelerator.skip_first_batches(run.train_dataloader, state.batches_in_epoch)
+                   if state.batches_in_epoch else run.train_dataloader)
         consumed = 0
         for batch in batches:
             consumed += 1
             state.batches_in_epoch += 1
             with accelerator.accumulate(model):
-                outputs = model(
-                    points=batch["points"], image_embeds=batch.get("image_embeds"),
-                    text_embeds=batch.get("text_embeds"),
-                )
+                outputs = model(points=batch["points"], image_embeds=batch.get("image_embeds"),
+                                text_embeds=batch.get("text_embeds"))
                 accelerator.backward(outputs.loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     # None under DeepSpeed, which clips by its own `gradient_clipping`
@@ -670,7 +819,7 @@ def pretrain(args: PretrainingArguments) -> dict:
                 optimizer.zero_grad(set_to_none=True)
             for name in ("loss", "reconstruction_loss", "feature_loss", "contrastive_loss"):
                 value = getattr(outputs, name)
-                if value is not None:
+                if value is not None:  # summed on the device: no host sync per batch
                     running[name] = running.get(name, 0.0) + value.detach().float()
             running_batches += 1
             if samples_log is not None:
@@ -680,106 +829,113 @@ def pretrain(args: PretrainingArguments) -> dict:
                 continue
 
             # -- one optimizer update is done ------------------------------------------------------------------
-            last_lr = lr_scheduler.get_last_lr()[0]  # the rate this update used
+            run.last_lr = run.lr_scheduler.get_last_lr()[0]  # the rate this update used
             if not optimizer.step_was_skipped:  # fp16 overflow: the update did not happen, nor does the schedule
-                lr_scheduler.step()
+                run.lr_scheduler.step()
             state.global_step += 1
-            if config.objective == "contrastive":
+            if run.config.objective == "contrastive":
                 with torch.no_grad():  # CLIP's cap on the temperature
                     accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
             progress.update(1)
-
-            if state.global_step % args.logging_steps == 0 or state.global_step == max_train_steps:
-                losses = {k: accelerator.reduce(v / running_batches, "mean").item() for k, v in running.items()}
-                elapsed = time.perf_counter() - window_start
-                epoch = state.epoch + (state.batches_in_epoch / batches_per_epoch if batches_per_epoch else 0.0)
-                metrics = {
-                    **{f"train/{k}": v for k, v in losses.items()},
-                    "train/learning_rate": last_lr,
-                    "train/epoch": epoch,
-                    "train/samples_per_second": running_batches * args.per_device_train_batch_size
-                    * accelerator.num_processes / elapsed,
-                }
-                if grad_norm is not None:
-                    metrics["train/grad_norm"] = float(grad_norm)
-                accelerator.log(metrics, step=state.global_step)
-                if accelerator.is_main_process:
-                    record = {k.split("/")[1]: v for k, v in metrics.items()}
-                    _append_json(log_path, {"step": state.global_step, **record})
-                    progress.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{last_lr:.2e}")
-                    if log_with is None:
-                        progress.write(f"step {state.global_step}: " + ", ".join(
-                            f"{k.split('/')[1]} {v:.4g}" for k, v in metrics.items()))
+            if state.global_step % args.logging_steps == 0 or state.global_step == run.max_train_steps:
+                _log_update(run, running, running_batches, time.perf_counter() - window_start, grad_norm, progress)
                 running, running_batches, window_start = {}, 0, time.perf_counter()
-
-            if args.eval_steps and state.global_step % args.eval_steps == 0 and state.global_step < max_train_steps:
-                run_evaluation()
+            if args.eval_steps and state.global_step % args.eval_steps == 0 and state.global_step < run.max_train_steps:
+                run_evaluation(run)
             if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
-                path = save_checkpoint(accelerator, output_dir, state.global_step, args.checkpoints_total_limit)
+                path = save_checkpoint(accelerator, run.output_dir, state.global_step, args.checkpoints_total_limit)
                 logger.info(f"saved {path}", main_process_only=True)
                 if args.debug_kill_after_checkpoint == state.global_step:
                     if samples_log is not None:
                         samples_log.close()
                     os.kill(os.getpid(), signal.SIGKILL)
-            if state.global_step >= max_train_steps:
+            if state.global_step >= run.max_train_steps:
                 break
-        if state.global_step >= max_train_steps:
+        if state.global_step >= run.max_train_steps:
             break
         if consumed == 0 and state.batches_in_epoch == 0:
             raise ValueError(f"the training split {args.train_split!r} gave no batch")
         state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     progress.close()
-    train_seconds = time.perf_counter() - train_start
+    run.train_seconds = time.perf_counter() - train_start
+    run.updates_done = state.global_step - first_step
     if samples_log is not None:
         samples_log.close()
 
-    # -- final evaluation and the self-contained folder ----------------------------------------------------------
-    accelerator.wait_for_everyone()
-    eval_metrics = run_evaluation()
-    final = _full_model(accelerator, model, keep_autocast=False)
-    results: dict = {}
-    if accelerator.is_main_process:
-        from ..pipeline_dual_denoising import ZeroShot3DClassificationPipeline
 
-        final.eval()
-        ZeroShot3DClassificationPipeline(model=final, tokenizer=tokenizer).save_pretrained(output_dir)
-        names = train_split.features["label"].names if "label" in (train_split.features or {}) else None
-        results = {
-            "global_step": state.global_step,
-            "epoch": state.epoch + (state.batches_in_epoch / batches_per_epoch if batches_per_epoch else 0.0),
-            "learning_rate": last_lr,
-            "train_runtime_seconds": train_seconds,
-            "train_samples_per_second": (state.global_step - first_step) * total_batch_size / max(train_seconds, 1e-9),
-            "num_processes": accelerator.num_processes,
-            "device": accelerator.device.type,
-            "mixed_precision": accelerator.mixed_precision,
-            "total_batch_size": total_batch_size,
-            "gradient_accumulation_steps": accumulation,
-            "self_contained": final.text_model is not None and tokenizer is not None,
-            "max_train_steps": max_train_steps,
-            "num_warmup_steps": num_warmup_steps,
-            "total_parameters": total_parameters,
-            "trainable_parameters": trainable_parameters,
-            "objective": config.objective,
-            "eval": eval_metrics,
-            "data": {
-                "dataset": portable(args.dataset),
-                "num_train_rows": None if args.streaming else len(train_split),
-                "classes": metadata.get("classes") or names,
-                "seen_classes": metadata.get("seen_classes"),
-                "unseen_classes": metadata.get("unseen_classes"),
-                "teacher_features_cost": features_cost,
-                "scan_datasets": _portable_argument("scan_datasets", args.scan_datasets),
-                "scan_probability": args.scan_probability if args.scan_datasets else None,
-            },
-            "args": {k: _portable_argument(k, v) for k, v in dataclasses.asdict(args).items()},
-        }
-        (output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-        model_card(args, config, results).save(output_dir / "README.md")
-        logger.info(f"saved the model, its tokenizer and model card to {output_dir}", main_process_only=True)
+def save_final_model(run: TrainingRun, eval_metrics: dict | None) -> dict:
+    """Step 6: the self-contained folder (`ZeroShot3DClassificationPipeline.save_pretrained`), `train_results.json`
+    and the model card on the main process; returns the results (an empty dict on the other processes)."""
+    args, accelerator, state = run.args, run.accelerator, run.state
+    final = _full_model(accelerator, run.model, keep_autocast=False)
+    if not accelerator.is_main_process:
+        return {}
+    from ..pipeline_dual_denoising import ZeroShot3DClassificationPipeline
+
+    final.eval()
+    ZeroShot3DClassificationPipeline(model=final, tokenizer=run.tokenizer).save_pretrained(run.output_dir)
+    features = run.train_split.features or {}
+    names = features["label"].names if "label" in features else None
+    results = {
+        "global_step": state.global_step,
+        "epoch": state.epoch + (state.batches_in_epoch / run.batches_per_epoch if run.batches_per_epoch else 0.0),
+        "learning_rate": run.last_lr,
+        "train_runtime_seconds": run.train_seconds,
+        "train_samples_per_second": run.updates_done * run.total_batch_size / max(run.train_seconds, 1e-9),
+        "num_processes": accelerator.num_processes,
+        "device": accelerator.device.type,
+        "mixed_precision": accelerator.mixed_precision,
+        "total_batch_size": run.total_batch_size,
+        "gradient_accumulation_steps": accelerator.gradient_accumulation_steps,
+        "self_contained": final.text_model is not None and run.tokenizer is not None,
+        "max_train_steps": run.max_train_steps,
+        "num_warmup_steps": run.num_warmup_steps,
+        "total_parameters": run.total_parameters,
+        "trainable_parameters": run.trainable_parameters,
+        "objective": run.config.objective,
+        "eval": eval_metrics,
+        "data": {
+            "dataset": portable(args.dataset),
+            "num_train_rows": None if args.streaming else len(run.train_split),
+            "classes": run.metadata.get("classes") or names,
+            "seen_classes": run.metadata.get("seen_classes"),
+            "unseen_classes": run.metadata.get("unseen_classes"),
+            "teacher_features_cost": run.features_cost,
+            "scan_datasets": _portable_argument("scan_datasets", args.scan_datasets),
+            "scan_probability": args.scan_probability if args.scan_datasets else None,
+        },
+        "command": recipe_command(args),
+        "args": {k: _portable_argument(k, v) for k, v in dataclasses.asdict(args).items()},
+    }
+    (run.output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    model_card(args, run.config, results).save(run.output_dir / "README.md")
+    logger.info(f"saved the model, its tokenizer and model card to {run.output_dir}", main_process_only=True)
+    return results
+
+
+def pretrain(args: PretrainingArguments) -> dict:
+    """Run a pretraining job (see the module docstring); returns the results written to `train_results.json`
+    (on the main process; the other processes get an empty dict)."""
+    accelerator = setup_accelerator(args)
+    logger.info(accelerator.state, main_process_only=True)
+    run = set_up_run(args, accelerator)  # 1-3: data, model, optimizer and schedule (and the resumed state)
+    if accelerator.log_with:
+        accelerator.init_trackers("pretrain", config=_hparams(args, run.config))
+    logger.info(
+        f"training {run.config.objective}: {run.trainable_parameters:,} trainable of {run.total_parameters:,} "
+        f"parameters, {len(run.train_split) if not args.streaming else 'streamed'} rows, {run.max_train_steps} "
+        f"updates of {run.total_batch_size} clouds ({args.per_device_train_batch_size} x {accelerator.num_processes} "
+        f"processes x {accelerator.gradient_accumulation_steps} accumulation), warm-up {run.num_warmup_steps}, "
+        f"mixed precision {accelerator.mixed_precision}", main_process_only=True,
+    )
+    train_loop(run)  # 4
+    accelerator.wait_for_everyone()
+    eval_metrics = run_evaluation(run)  # 5
+    results = save_final_model(run, eval_metrics)  # 6
     if args.push_to_hub and accelerator.is_main_process:
-        repo_id = push_folder_to_hub(output_dir, args.hub_model_id or output_dir.resolve().name, args.hub_private_repo)
-        logger.info(f"pushed {output_dir} to the Hub: {repo_id}", main_process_only=True)
+        repo_id = push_folder_to_hub(run.output_dir, args.hub_model_id or run.output_dir.resolve().name,
+                                     args.hub_private_repo)
+        logger.info(f"pushed {run.output_dir} to the Hub: {repo_id}", main_process_only=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and the process group: nothing collective after this
     return results

@@ -1,0 +1,53 @@
+"""The 24 axis-aligned orientations of a cloud and the geometry of finding its up axis: the rotations, the principal
+axes of an arbitrary pose, and the rule that picks one orientation from the classifier's and the orientation head's
+logits. Core: numpy and torch only; the pipeline's `up_axis` and the training's orientation augmentation use it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_TO_Y_UP = {
+    "y": np.eye(3),
+    "z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),  # (x, y, z) -> (x, z, -y)
+    "x": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),  # (x, y, z) -> (-y, x, z)
+}
+
+
+def _axis_aligned_rotations() -> np.ndarray:
+    """The 24 proper rotations that map axes to axes, `(24, 3, 3)`: index `4 u + k` turns up-candidate `u` (+y, -y,
+    +z, -z, +x, -x) to +y, then turns `k` quarter turns about y; index 0 is the identity."""
+    def yaw(k):
+        c, s = round(np.cos(k * np.pi / 2)), round(np.sin(k * np.pi / 2))
+        return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+    flip = np.diag([1.0, -1.0, -1.0])  # a half turn about x: -y up
+    ups = [np.eye(3), flip, _TO_Y_UP["z"], flip @ _TO_Y_UP["z"], _TO_Y_UP["x"], flip @ _TO_Y_UP["x"]]
+    return np.stack([yaw(k) @ up for up in ups for k in range(4)])
+
+
+ORIENTATIONS = _axis_aligned_rotations()
+
+
+def principal_axes(points: np.ndarray | torch.Tensor) -> np.ndarray:
+    """`(..., 3, 3)` proper rotations that turn each cloud `(..., N, 3)`'s principal axes onto x, y, z (largest variance
+    first), computed in float64 about the cloud's mean. The eigenvectors' signs and the order of equal variances are
+    arbitrary, but every such choice differs by one of the 24 `ORIENTATIONS`, which `up_axis="pca"` searches anyway."""
+    xyz = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    centred = xyz - xyz.mean(axis=-2, keepdims=True)
+    _, vectors = np.linalg.eigh(np.swapaxes(centred, -1, -2) @ centred)  # ascending eigenvalues
+    basis = vectors[..., ::-1].copy()  # columns: largest variance first
+    basis[..., 2] *= np.sign(np.linalg.det(basis))[..., None]  # a proper rotation (det +1)
+    return np.swapaxes(basis, -1, -2)
+
+
+def choose_orientation(logits: torch.Tensor, turn_logits: torch.Tensor | None = None,
+                       confidence_weight: float = 1.0) -> torch.Tensor:
+    """The rule `up_axis="auto"` applies: `(B, R, C)` zero-shot logits of each cloud under `R` orientations -> `(B,)`
+    the chosen one. Without `turn_logits`, the most confident (the largest top softmax probability). With the
+    orientation head's `(B, R)` logits, the one maximising `log p_head(o | x) + w * log max_c softmax(logits[o])`
+    (`w = confidence_weight`): the head's belief about the turn, weighed with how sure the classifier is."""
+    confidence = logits.log_softmax(dim=-1).amax(dim=-1)  # (B, R)
+    if turn_logits is None:
+        return confidence.argmax(dim=-1)
+    return (turn_logits.log_softmax(dim=-1) + confidence_weight * confidence).argmax(dim=-1)
