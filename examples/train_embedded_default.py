@@ -11,7 +11,7 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
      targets, batch 32, AdamW, cosine; the validation split carved out; one core each, resumable); the scan model
      (SynthShapes-Scan, three variants, as `make-synthetic --scan`) after the control it is fine-tuned from;
   5. their test-split table (examples/robustness_budgets.py: clean top-1 on 1,280 shapes; on 256 of them adaptive
-     PGD-Linf at eps 0.01 and 0.02 with EOT 4 and the fixed-randomness attack), and the scan model's scan table
+     PGD-Linf at eps 0.02, the rule's radius, with EOT 4 and the fixed-randomness attack), and the scan model's scan table
      (examples/cross_domain.py --study domains, test split);
   6. packing: each model into pretrained/<name> (float16 weights, loaded as float32; the teacher's text tower stored
      once, in pretrained/shared/), its card and metadata.json giving the exact `pretrain` command, and the default
@@ -139,7 +139,7 @@ def main() -> None:
 
     table = work / "tables" / "shipped.json"
     command = [sys.executable, str(HERE / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
-               "--robust-samples", "256", "--eps", "0.01", str(EPS)]
+               "--robust-samples", "256", "--eps", str(EPS)]
     command += [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     rows = json.loads(table.read_text())
