@@ -23,7 +23,7 @@ demo: venv
 # The linter first (pyproject.toml [tool.ruff]), then the tests.
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: venv
-	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks research scripts
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing" >&2; exit 1; fi; exit $$rc
 

@@ -1,12 +1,12 @@
 """What the method's test-time defences cost: milliseconds per cloud of zero-shot inference for every shipped model
-with each defence, all timed in one run on the same threads (the ms / cloud column of the README's robustness
-table, issue 19).
+with each defence, all timed in one run on the same threads (the ms / cloud column of docs/results.md's robustness
+table).
 
     python benchmarks/bench_defences.py [--batch 64] [--threads 1] [--repeats 5]
 
 For every case: `get_point_features` on a batch of seeded random clouds (1024 points on the unit sphere's scale)
 under `torch.inference_mode()`, the median wall time of a call after one warm-up, divided by the batch. The cases
-are the defences of `get_point_features` as the README's table runs them: none; PointDAE purification (one round
+are the defences of `get_point_features` as the robustness table runs them: none; PointDAE purification (one round
 at the config's level, 250); purification keeping the input (the two embeddings averaged); randomized smoothing
 (K = 4 noisy copies at t_in 250). "vs alone" is the case's time over the same model without a defence.
 """

@@ -11,7 +11,7 @@ arithmetic units are). The same run measures the practical peak: a large square 
 the same device and threads (median GFLOP/s). "of peak" is the case's achieved GFLOP/s over that peak; "vs K=1" its
 time over K=1 at the same preset, batch, S, dtype and device.
 
-Design targets (issue 9): small preset, batch 32, 1024 points, S=1, float32 on CPU: K=1 at least 40% of the matmul
+Design targets: small preset, batch 32, 1024 points, S=1, float32 on CPU: K=1 at least 40% of the matmul
 GFLOP/s, and K=8 at most 1.5x the time of K=1.
 """
 

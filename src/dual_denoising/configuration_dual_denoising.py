@@ -125,13 +125,13 @@ class DualDenoisingConfig(PreTrainedConfig):
         purification_noise_level: the point-noise level t of each purification round.
         purification_keep_input: with purification, also encode the cloud as given and average the two normalised
             embeddings (the purified cloud's and the input's): the input keeps its details, the rebuild its
-            robustness (README, Results, issue 19).
+            robustness (docs/results.md, the robustness table).
         orientation_head: carry a small head that predicts which of the 24 axis-aligned rotations turns a cloud
             upright (`DualDenoisingModel.get_orientation_logits`); it is fitted after pretraining on the frozen encoder
             (`training.fit_orientation_head`) and read by `up_axis="auto"` (docs/design.md section 14).
         orientation_confidence_weight: w of the rule `up_axis="auto"` applies with a head: of the 24 orientations o
             keep the one maximising `log p_head(o | x) + w * log max_c softmax(logits of the cloud turned by o)`
-            (chosen on validation clouds by `examples/fit_orientation_head.py`).
+            (chosen on validation clouds by `scripts/fit_orientation_head.py`).
         mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
         reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
         feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).

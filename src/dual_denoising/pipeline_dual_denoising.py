@@ -111,7 +111,7 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
 
 
 _default_name = default_model_name()
-# The task's default model (examples/train_embedded_default.py and the README's "Choosing the default").
+# The task's default model (chosen by scripts/build_shipped_models.py; the README's "Shipped models" states the rule).
 EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
 
 

@@ -232,7 +232,7 @@ def evaluate_zero_shot(
         seed: seeds the model's noise and the attacks (separate streams per process and purpose).
         top_k: the k of the top-k accuracy (5).
         up_axis: the dataset's up axis, "y" (the models' convention), "z" or "x"; clouds are turned Y-up. ("auto",
-            the pipeline's per-cloud choice, is measured by examples/cross_domain.py, not attacked here.)
+            the pipeline's per-cloud choice, is measured by research/cross_domain.py, not attacked here.)
         unseen_classes: the classes the model was not trained on (a dataset's metadata records them): adds
             `open_set`, the generalized zero-shot figures of `open_set_metrics` on the clean predictions.
         accelerator: an `accelerate.Accelerator` to shard the rows over processes; results are gathered, so every

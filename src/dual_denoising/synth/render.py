@@ -154,10 +154,10 @@ def rasterize(
     cam, depth, px, py = project(vertices, rotation, camera_distance, focal, image_size)
     # Shading: flat normal, flipped to face the camera (two-sided lighting).
     tri = faces
-    v0, v1, v2 = cam[tri[:, 0]], cam[tri[:, 1]], cam[tri[:, 2]]
-    normal = _cross(v1 - v0, v2 - v0)
+    p0, p1, p2 = cam[tri[:, 0]], cam[tri[:, 1]], cam[tri[:, 2]]
+    normal = _cross(p1 - p0, p2 - p0)
     normal /= np.linalg.norm(normal, axis=1, keepdims=True).clip(1e-12)
-    to_camera = -(v0 + v1 + v2) / 3.0
+    to_camera = -(p0 + p1 + p2) / 3.0
     normal *= np.sign((normal * to_camera).sum(1, keepdims=True) + 1e-12)
     light_dir = np.asarray(light, dtype=np.float64)
     light_dir /= np.linalg.norm(light_dir)

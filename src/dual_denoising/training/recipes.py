@@ -294,7 +294,7 @@ def set_default_reason(name: str, reason: str) -> None:
 
 
 def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS) -> tuple[str, str]:
-    """The README's rule. Of the models within 2 points of the best clean top-1, the one with the best robust accuracy
+    """The default's rule (the README's "Shipped models"). Of the models within 2 points of the best clean top-1, the one with the best robust accuracy
     at `eps` (for a stochastic model, the lower of the adaptive and fixed-randomness numbers); Dual Denoising
     instead, if it is within 1 point of that model on both figures."""
     def clean(name):
@@ -322,6 +322,6 @@ def embedded_model_classes() -> list[str]:
     meta = EMBEDDED_MODEL / "metadata.json"
     if not meta.is_file():
         raise FileNotFoundError(
-            f"the embedded model is missing ({meta}); rebuild it with python examples/train_embedded_default.py"
+            f"the embedded model is missing ({meta}); rebuild it with python scripts/build_shipped_models.py"
         )
     return json.loads(meta.read_text())["classes"]

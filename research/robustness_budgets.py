@@ -1,7 +1,7 @@
-"""Clean and adversarial zero-shot accuracy of trained models side by side, with Wilson 95% intervals (the README's
-tables for issues 13 and 19).
+"""Clean and adversarial zero-shot accuracy of trained models side by side, with Wilson 95% intervals (the robustness
+tables of docs/results.md).
 
-    python examples/robustness_budgets.py --work-dir outputs/world --out outputs/world/tables/800.json \
+    python research/robustness_budgets.py --work-dir outputs/world --out outputs/world/tables/800.json \
         --model "ULIP baseline=outputs/world/runs/contrastive_800" \
         --model "Dual Denoising=outputs/world/runs/dd_800" --robust-samples 128 --eps 0.01 0.02 --eot 4
 

@@ -1,6 +1,6 @@
-"""Does a Dual Denoising model's feature denoiser use the point tokens? The README's diagnosis table.
+"""Does a Dual Denoising model's feature denoiser use the point tokens? The diagnosis table of docs/results.md.
 
-    python examples/diagnose_feature_denoiser.py --model outputs/embedded-default/dual_denoising \\
+    python research/diagnose_feature_denoiser.py --model outputs/embedded-default/dual_denoising \\
         --dataset outputs/embedded-default/synthshapes-1024 [--samples 128]
 
 On a seeded random subset of the test split: the denoiser is given the teacher's image feature z0 noised to level

@@ -1,11 +1,11 @@
-"""Orientation and domain shift: zero-shot top-1 of the shipped models on clouds they were not trained like (issue 14).
+"""Orientation and domain shift: zero-shot top-1 of the shipped models on clouds they were not trained like.
 
-    python examples/cross_domain.py --work-dir outputs/world --out outputs/world/tables/orientation-val.json \
+    python research/cross_domain.py --work-dir outputs/world --out outputs/world/tables/orientation-val.json \
         --split validation --study orientation
-    python examples/cross_domain.py --work-dir outputs/world --out outputs/world/tables/cross-domain.json \
+    python research/cross_domain.py --work-dir outputs/world --out outputs/world/tables/cross-domain.json \
         --split test --study domains
 
-Both studies read the folders `examples/train_embedded_default.py` writes (`synthshapes-1024`) and, for the domains,
+Both studies read the folders `scripts/build_shipped_models.py` writes (`synthshapes-1024`) and, for the domains,
 the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --out WORK/scan-VARIANT`).
 
 --study orientation   each cloud turned by one of the 24 axis-aligned rotations (seeded per cloud; "any up axis"), or
@@ -113,7 +113,7 @@ def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS,
             ], dim=1)  # (M, 24, C)
             pick = choose_orientation(per_orientation)  # without the head: the most confident
             row[prefix + "most confident"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
-            if model.orientation_head is not None:  # the learned turn (examples/fit_orientation_head.py)
+            if model.orientation_head is not None:  # the learned turn (scripts/fit_orientation_head.py)
                 with torch.no_grad():
                     turn = torch.cat([model.get_orientation_logits(chunk) for chunk in base.split(128)])
                 weight = model.config.orientation_confidence_weight

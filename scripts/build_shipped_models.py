@@ -1,6 +1,6 @@
 """Rebuild the models shipped in the package (src/dual_denoising/pretrained/) from nothing, offline.
 
-    python examples/train_embedded_default.py [--work-dir outputs/world] [--models NAME ...] [--no-pack]
+    python scripts/build_shipped_models.py [--work-dir outputs/world] [--models NAME ...] [--no-pack]
 
 Stages, each skipped when its output exists (an interrupted run continues; a second run reuses everything):
   1. SynthShapes at its default size: 32 classes x 200 shapes (160 train / 40 test) x 2 views, seed 0;
@@ -10,15 +10,15 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
   4. the shipped models, each trained by `dual-denoising pretrain --recipe NAME` (presets/recipes/NAME.json: text
      targets, batch 32, AdamW, cosine; the validation split carved out; one core each, resumable); the scan model
      (SynthShapes-Scan, three variants, as `make-synthetic --scan`) after the control it is fine-tuned from;
-  5. their test-split table (examples/robustness_budgets.py: clean top-1 on 1,280 shapes; on 256 of them adaptive
+  5. their test-split table (research/robustness_budgets.py: clean top-1 on 1,280 shapes; on 256 of them adaptive
      PGD-Linf at eps 0.02, the rule's radius, with EOT 4 and the fixed-randomness attack), and the scan model's scan table
-     (examples/cross_domain.py --study domains, test split);
+     (research/cross_domain.py --study domains, test split);
   6. packing: each model into pretrained/<name> (float16 weights, loaded as float32; the teacher's text tower stored
      once, in pretrained/shared/), its card and metadata.json giving the exact `pretrain` command, and the default
      chosen by the rule of `choose_default` (the models not rebuilt take part with their shipped rows), with the
      reason in pretrained/index.json and the model's metadata.json. `--pack-only NAME` packs that one model (and
      rewrites the default's reason, which names every model) and leaves the others as they are.
-  7. the orientation heads of the default and the control (examples/fit_orientation_head.py: fitted on the packed
+  7. the orientation heads of the default and the control (scripts/fit_orientation_head.py: fitted on the packed
      copy's frozen encoder, the confidence weight chosen on the validation split): `up_axis="auto"`.
 Stage 4 takes about 70 minutes per 2,400-update run on one core of our 2-core machine; the script runs two at once
 (--jobs).
@@ -50,6 +50,7 @@ from dual_denoising.training.recipes import (  # noqa: E402
 )
 
 HERE = Path(__file__).resolve().parent
+RESEARCH = HERE.parent / "research"  # the evaluation drivers the tables come from
 # The shipped models, each trained by `dual-denoising pretrain --recipe NAME` (presets/recipes/NAME.json holds every
 # option that differs from the trainer's defaults) on the SynthShapes training shapes minus the validation split;
 # NAME -> its one-line summary. The order is the training order: the scan model starts from the control.
@@ -138,7 +139,7 @@ def main() -> None:
                   args.jobs)
 
     table = work / "tables" / "shipped.json"
-    command = [sys.executable, str(HERE / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
+    command = [sys.executable, str(RESEARCH / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
                "--robust-samples", "256", "--eps", str(EPS)]
     command += [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
@@ -147,7 +148,7 @@ def main() -> None:
     if any(name in SCAN_MODELS for name in runs):
         domains = work / "tables" / "cross-domain-shipped.json"  # the scan models' scan table
         scan_models = [a for name in runs if name in SCAN_MODELS for a in ("--model", str(runs[name]))]
-        subprocess.run([sys.executable, str(HERE / "cross_domain.py"), "--work-dir", str(work), "--out", str(domains),
+        subprocess.run([sys.executable, str(RESEARCH / "cross_domain.py"), "--work-dir", str(work), "--out", str(domains),
                         "--study", "domains", "--split", "test", *scan_models],
                        check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
         domain_rows = json.loads(domains.read_text())
@@ -156,7 +157,7 @@ def main() -> None:
     print(f"default: {default} ({reason})")
     if args.no_pack:
         return
-    recipe = "python examples/train_embedded_default.py"
+    recipe = "python scripts/build_shipped_models.py"
     for name, out in runs.items():
         if args.pack_only and name != args.pack_only:
             continue

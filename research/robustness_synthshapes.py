@@ -1,12 +1,12 @@
 """The paper's comparison at small scale on SynthShapes: direct alignment (ULIP, contrastive) against Dual Denoising,
 clean and under attack, on the same data, teacher and training budget; plus the ablations.
 
-    python examples/robustness_synthshapes.py                       # every section, then the tables
-    python examples/robustness_synthshapes.py --sections baseline dd_k1 &    # or split over processes ...
-    python examples/robustness_synthshapes.py --sections dd_k8 ablations &
-    python examples/robustness_synthshapes.py --report                # ... and assemble the tables
+    python research/robustness_synthshapes.py                       # every section, then the tables
+    python research/robustness_synthshapes.py --sections baseline dd_k1 &    # or split over processes ...
+    python research/robustness_synthshapes.py --sections dd_k8 ablations &
+    python research/robustness_synthshapes.py --report                # ... and assemble the tables
 
-Reuses the SynthShapes data, teacher and Dual Denoising run of examples/train_embedded_default.py (same --work-dir)
+Reuses the SynthShapes data, teacher and Dual Denoising run of scripts/build_shipped_models.py (same --work-dir)
 and trains what is missing with `recipes.DEFAULT_BUDGET` (every variant gets the same data, steps and schedule).
 Sections (each writes <work-dir>/replication/<section>.json and is skipped when that file exists):
   baseline, dd_k1, dd_k8: the contrastive baseline and Dual Denoising with K = 1 or 8 chains (S = 1): clean top-1
@@ -41,6 +41,9 @@ from dual_denoising.training.recipes import (  # noqa: E402
     pretrain_variant,
 )
 
+# the two arms of the stop-gradient comparison: gamma (the feature loss's gradient into the point tokens) 0 or 1,
+# set explicitly (the preset's own gamma is 1, so an arm that leaves it alone is the "off" arm)
+STOP_GRADIENT_ARMS = {"on": {"denoiser_context_grad_scale": 0.0}, "off": {"denoiser_context_grad_scale": 1.0}}
 SECTIONS = ("baseline", "dd_k1", "dd_k8", "ablations", "stop_gradient", "unseen")
 
 
@@ -77,10 +80,9 @@ def run_section(name: str, args, data: Path, teacher: Path, test, meta: dict) ->
         return {"ULIP-style contrastive": evaluate(
             pretrain_variant(data, teacher, work / "contrastive", objective="contrastive"), test, attacks, args)}
     def dual_denoising(stop_gradient: str) -> Path:
-        if stop_gradient == "on":
-            return pretrain_variant(data, teacher, work / "dual_denoising", objective="dual_denoising")
-        return pretrain_variant(data, teacher, work / "dual_denoising_no_stopgrad", objective="dual_denoising",
-                                config_overrides={"denoiser_stop_gradient": False})
+        folder = "dual_denoising" if stop_gradient == "on" else "dual_denoising_no_stopgrad"
+        return pretrain_variant(data, teacher, work / folder, objective="dual_denoising",
+                                config_overrides=STOP_GRADIENT_ARMS[stop_gradient])
 
     dd = dual_denoising(args.stop_gradient)
     if name in ("dd_k1", "dd_k8"):

@@ -1,5 +1,5 @@
-"""The example scripts the README's tables come from: the schedule check of issue 13 (examples/check_feature_schedule.py)
-on the shipped text tower, and the robustness table's resumable runs (examples/robustness_budgets.py)."""
+"""The research drivers the docs' tables come from: the schedule check (research/check_feature_schedule.py)
+on the shipped text tower, and the robustness table's resumable runs (research/robustness_budgets.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _share(*overrides: str) -> float:
-    command = [sys.executable, str(ROOT / "examples" / "check_feature_schedule.py"), "--config", str(ROOT / "hub_configs"
+    command = [sys.executable, str(ROOT / "research" / "check_feature_schedule.py"), "--config", str(ROOT / "hub_configs"
                / "tiny"), "--draws", "4", "--samples", "20000", *overrides]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
@@ -48,7 +48,7 @@ def _test_split(work: Path) -> None:
 
 def _budgets(work: Path, out: Path, *eps: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     shipped = ROOT / "src" / "dual_denoising" / "pretrained" / "ulip-tiny"
-    command = [sys.executable, str(ROOT / "examples" / "robustness_budgets.py"), "--work-dir", str(work), "--out",
+    command = [sys.executable, str(ROOT / "research" / "robustness_budgets.py"), "--work-dir", str(work), "--out",
                str(out), "--model", f"plain={shipped}", "--robust-samples", "3", "--steps", "1", "--eps", *eps,
                "--transfer-from", str(shipped), *extra]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300,
@@ -107,3 +107,19 @@ def test_robustness_budgets_resumes_a_stopped_attack_batch_by_batch_and_adds_a_s
     second = json.loads(out.read_text())["plain"]["pgd_linf_0.05"]
     assert second["adaptive"] == first["adaptive"] and "fixed" in second
     assert second["robust"]["accuracy"] == min(second["adaptive"]["accuracy"], second["fixed"]["accuracy"])
+
+
+def test_the_stop_gradient_arms_differ_in_gamma():
+    """robustness_synthshapes.py's two arms train the preset with gamma 0 ("on") and 1 ("off"), nothing else."""
+    import importlib.util
+
+    from dual_denoising import DualDenoisingConfig
+    from dual_denoising.training import update_config
+
+    spec = importlib.util.spec_from_file_location("robustness_synthshapes", ROOT / "research" / "robustness_synthshapes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    preset = DualDenoisingConfig.from_pretrained(ROOT / "hub_configs" / "tiny")
+    arms = {name: update_config(preset, overrides).to_dict() for name, overrides in module.STOP_GRADIENT_ARMS.items()}
+    assert arms["on"]["denoiser_context_grad_scale"] == 0.0 and arms["off"]["denoiser_context_grad_scale"] == 1.0
+    assert {k for k in arms["on"] if arms["on"][k] != arms["off"][k]} == {"denoiser_context_grad_scale"}

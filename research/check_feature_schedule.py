@@ -1,8 +1,8 @@
 """Check a feature-noise schedule before training: at which timesteps can z_tau be classified without the points?
 
-    python examples/check_feature_schedule.py --config hub_configs/tiny                  # the embedded text tower
-    python examples/check_feature_schedule.py --config hub_configs/tiny --overrides '{"feature_log_snr_shift": -6.24}'
-    python examples/check_feature_schedule.py --config my_model_dir --teacher outputs/world/teacher --dataset DATA
+    python research/check_feature_schedule.py --config hub_configs/tiny                  # the embedded text tower
+    python research/check_feature_schedule.py --config hub_configs/tiny --overrides '{"feature_log_snr_shift": -6.24}'
+    python research/check_feature_schedule.py --config my_model_dir --teacher outputs/world/teacher --dataset DATA
 
 The denoiser learns from the point tokens only at timesteps where its noisy input z_tau does not already give the
 answer away. For every tau, this script noises each class's target z_0 = sqrt(D) * normalize(text embedding of the

@@ -1,7 +1,7 @@
-"""Fit the orientation head that `up_axis="auto"` reads, on a pretrained model's frozen encoder (issue 14).
+"""Fit the orientation head that `up_axis="auto"` reads, on a pretrained model's frozen encoder.
 
-    python examples/fit_orientation_head.py --work-dir outputs/world --model ulip-noise-tiny --out runs/ulip-noise-orient
-    python examples/fit_orientation_head.py --work-dir outputs/world --model runs/ulip-noise-orient --reuse-head \
+    python scripts/fit_orientation_head.py --work-dir outputs/world --model ulip-noise-tiny --out runs/ulip-noise-orient
+    python scripts/fit_orientation_head.py --work-dir outputs/world --model runs/ulip-noise-orient --reuse-head \
         --pack ulip-noise-tiny                                          # into the shipped copy
 
 The head (`DualDenoisingOrientationHead`, `dual_denoising.training.fit_orientation_head`) learns which of the 24
@@ -131,7 +131,7 @@ def main() -> None:
 
     data = args.work_dir / "synthshapes-1024"
     if not (data / "data").is_dir():
-        raise SystemExit(f"{data} not found: run examples/train_embedded_default.py --work-dir {args.work_dir} first")
+        raise SystemExit(f"{data} not found: run scripts/build_shipped_models.py --work-dir {args.work_dir} first")
     train = load_triples(data, split="train").with_format("numpy")
     held_out = validation_indices(train["label"])
     fit_rows = np.setdiff1d(np.arange(len(train)), held_out)
@@ -152,7 +152,7 @@ def main() -> None:
                                        seed=args.seed)
         history["seconds"] = round(time.perf_counter() - start, 1)
         history["validation"] = validation_scores(model, validation)
-        history["command"] = (f"python examples/fit_orientation_head.py --model {name} --views-per-cloud "
+        history["command"] = (f"python scripts/fit_orientation_head.py --model {name} --views-per-cloud "
                               f"{args.views_per_cloud} --epochs {args.epochs} --seed {args.seed}")
     class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
     history["confidence_weight"] = choose_weight(model, class_embeds, validation, validation_labels)
