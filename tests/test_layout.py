@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dual_denoising"
 CORE = ["configuration_dual_denoising", "modeling_dual_denoising", "scheduling_dual_denoising", "pipeline_dual_denoising",
-        "point_ops", "prompts", "fileio"]
+        "point_ops", "prompts", "fileio", "orientations"]
 # what the core may import besides the standard library and itself: torch, numpy, transformers, and
 # huggingface_hub, which transformers 5 configs are written with (`huggingface_hub.dataclasses.strict`)
 CORE_THIRD_PARTY = {"torch", "numpy", "transformers", "huggingface_hub"}
@@ -44,10 +44,11 @@ def test_core_imports_only_torch_numpy_transformers_and_each_other(module):
 
 
 def test_subpackages_never_import_the_way_in():
-    """data, synth, ... depend on the core, never on the CLI, the app or the inference front end."""
-    way_in = {"cli", "app", "inference"}
+    """data, synth, ... depend on the core, never on the CLI, its command handlers, the app or the inference front
+    end (the handlers in `commands/` are the way in themselves)."""
+    way_in = {"cli", "app", "inference", "commands"}
     for path in PACKAGE.rglob("*.py"):
-        if path.parent == PACKAGE:
+        if path.parent == PACKAGE or path.parent.name == "commands":
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -61,15 +62,61 @@ def test_no_module_is_too_long_to_read():
     assert not long, f"split these along their section banners: {long}"
 
 
-@pytest.mark.parametrize("old, new", [("dual_denoising.synthshapes", "dual_denoising.synth"),
-                                      ("dual_denoising.render", "dual_denoising.synth.render"),
-                                      ("dual_denoising.importers", "dual_denoising.data.importers"),
-                                      ("dual_denoising.attacks", "dual_denoising.evaluation.attacks"),
-                                      ("dual_denoising.recipes", "dual_denoising.training.recipes")])
-def test_moved_modules_keep_their_old_import_paths(old, new):
-    import importlib
+def test_no_module_only_re_exports():
+    """Every module of the package defines something of its own (a function, a class or an assignment that is not
+    `__all__`); a module that only imports and re-exports is an alias to fold into its target."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__init__.py" or "pretrained" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        own = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+               or isinstance(node, (ast.Assign, ast.AnnAssign)) and not any(
+                   getattr(t, "id", None) == "__all__" for t in getattr(node, "targets", [getattr(node, "target", None)]))]
+        assert own, f"{path.relative_to(PACKAGE)} only re-exports"
 
-    old_module, new_module = importlib.import_module(old), importlib.import_module(new)
-    public = getattr(new_module, "__all__", None) or [n for n in vars(new_module) if not n.startswith("_")]
-    missing = [name for name in public if not hasattr(old_module, name)]
-    assert not missing, f"{old} no longer gives {missing}"
+
+def module_graph() -> dict[str, set[str]]:
+    """`{module: the package modules it imports}`, every import statement counted, those inside functions too;
+    `from . import x` counts as importing `x` when `x` is a module, and a package stands for its `__init__`."""
+    def name_of(path: Path) -> str:
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name_of(p): p for p in PACKAGE.rglob("*.py") if "pretrained" not in p.parts}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+                module = ".".join(filter(None, [base, node.module])) if node.level else node.module or ""
+                for alias in node.names:
+                    candidate = f"{module}.{alias.name}"
+                    targets.add(candidate if candidate in modules else module)
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_two_modules_import_each_other():
+    """No import circle, however long, counting imports inside functions too (a package's `__init__` that lazily
+    exports its submodules is the way in to them, not a circle)."""
+    graph = module_graph()
+    lazy_inits = {name for name, path in graph.items() if (PACKAGE.parent / name.replace(".", "/") / "__init__.py").is_file()}
+    edges = {m: {t for t in targets if not (t in lazy_inits and m.startswith(t + "."))} for m, targets in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == 1:
+                raise AssertionError("import circle: " + " -> ".join(trail[trail.index(target):] + [node, target]))
+            if target not in state:
+                visit(target, trail + [node])
+        state[node] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [])

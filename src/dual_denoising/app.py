@@ -11,7 +11,6 @@ shown in the page, never a stack trace. Needs the `demo` extra: `pip install 'du
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -228,11 +227,3 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = None, **kwargs):
     return demo.launch(server_name=host, server_port=port, share=False, theme=theme, show_error=False, **kwargs)
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise ValueError("the web demo needs Gradio: pip install 'dual-denoising[demo]'") from None
-    names = None if args.model is None else [args.model] + [n for n in args.compare_with if n != args.model]
-    launch(build_app(names), host=args.host, port=args.port)
-    return 0

@@ -90,7 +90,7 @@ def add_inference_commands(subparsers) -> None:
                           help="how many of the best labels to show per file (all of them if fewer)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_inference_options(classify)
-    classify.set_defaults(func="dual_denoising.inference:run_classify")
+    classify.set_defaults(func="dual_denoising.commands.inference:run_classify")
 
     embed = subparsers.add_parser(
         "embed", help="write 3D embeddings of files to .npy or .parquet",
@@ -103,18 +103,18 @@ def add_inference_commands(subparsers) -> None:
     embed.add_argument("--overwrite", action="store_true",
                        help="replace --out (and its .rows.txt) when they exist; an input file is never replaced")
     _add_inference_options(embed)
-    embed.set_defaults(func="dual_denoising.inference:run_embed")
+    embed.set_defaults(func="dual_denoising.commands.inference:run_embed")
 
     classes = subparsers.add_parser(
         "classes", help="list the classes of the embedded default model",
         description="The classes the embedded default model was trained on (use them as --labels).",
     )
-    classes.set_defaults(func="dual_denoising.inference:run_classes")
+    classes.set_defaults(func="dual_denoising.commands.inference:run_classes")
     models = subparsers.add_parser(
         "models", help="list the models shipped in the package, by short name",
         description="The models shipped in the package: their short names (for --model), the default marked.",
     )
-    models.set_defaults(func="dual_denoising.inference:run_models")
+    models.set_defaults(func="dual_denoising.commands.inference:run_models")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def add_evaluate_command(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="clouds per batch (default: 16)")
     parser.add_argument("--seed", type=int, default=0, help="seeds model noise and attacks (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func="dual_denoising.evaluation.zero_shot:run_evaluate")
+    parser.set_defaults(func="dual_denoising.commands.evaluate:run_evaluate")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def _import_format(formats, name: str, help: str, function: str, src_help: str) 
         description=f"{help}.\n\nThe folder layout it expects: `python -m pydoc dual_denoising.data.{function}`.",
     )
     _add_import_options(parser, src_help)
-    parser.set_defaults(func="dual_denoising.data.importers:run_import")
+    parser.set_defaults(func="dual_denoising.commands.importers:run_import")
     return parser
 
 
@@ -259,7 +259,7 @@ def add_make_synthetic_command(subparsers) -> None:
                         help="also write a contact sheet of renders (of the scans with --scan; one row per class) here")
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func="dual_denoising.synth.synthshapes:run_make_synthetic")
+    parser.set_defaults(func="dual_denoising.commands.synthetic:run_make_synthetic")
 
 
 def add_precompute_features_command(subparsers) -> None:
@@ -276,7 +276,7 @@ def add_precompute_features_command(subparsers) -> None:
     parser.add_argument("--dataset", required=True, metavar="DIR", help="triples folder written by save_triples")
     parser.add_argument("--batch-size", type=int, default=64, help="shapes per forward pass (default: 64)")
     parser.add_argument("--overwrite", action="store_true", help="recompute even if features from this teacher exist")
-    parser.set_defaults(func="dual_denoising.teacher.features:run_precompute_features")
+    parser.set_defaults(func="dual_denoising.commands.features:run_precompute_features")
 
 
 def add_pretrain_command(subparsers) -> None:
@@ -286,7 +286,7 @@ def add_pretrain_command(subparsers) -> None:
         "field of dual_denoising.training.PretrainingArguments.", formatter_class=DefaultsHelpFormatter,
     )
     add_pretraining_arguments(parser)
-    parser.set_defaults(func="dual_denoising.training.arguments:run_pretrain")
+    parser.set_defaults(func="dual_denoising.commands.pretrain:run_pretrain")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def add_serve_command(subparsers) -> None:
     parser.add_argument("--compare-with", nargs="*", default=[], help="more models to show beside --model")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)")
-    parser.set_defaults(func="dual_denoising.app:run_serve")
+    parser.set_defaults(func="dual_denoising.commands.serve:run_serve")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "zero_shot": [
         "REPORT_FILES", "wilson_interval", "open_set_metrics", "evaluate_zero_shot", "load_metric", "prepare_points", "class_embeddings",
-        "write_markdown_report", "save_plots", "run_evaluate",
+        "write_markdown_report", "save_plots",
     ],
     "attacks": [
         "ZeroShotClassifier", "attack_loss", "eot_gradient", "PointCloudAttack", "PGDLinf", "PGDL2", "SaliencyDrop",

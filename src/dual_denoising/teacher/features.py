@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
@@ -148,10 +147,3 @@ def precompute_features(
     return {**record, "reused": False}
 
 
-def run_precompute_features(args: argparse.Namespace) -> int:
-    record = precompute_features(args.dataset, args.teacher, batch_size=args.batch_size, overwrite=args.overwrite)
-    if record["reused"]:
-        print(f"{args.dataset}: teacher features from {args.teacher} are already there (pass --overwrite to recompute)")
-    else:
-        print(f"{args.dataset}: wrote image_embeds/text_embeds (D={record['embed_dim']}) from {args.teacher}")
-    return 0

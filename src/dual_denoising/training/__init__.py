@@ -1,7 +1,8 @@
 """Pretraining with Accelerate (`accelerate launch examples/pretrain.py`, `dual-denoising pretrain`).
 
 - `arguments`: `PretrainingArguments`, the command line, the presets;
-- `trainer`: model and optimizer, data, zero-shot evaluation during training, and `pretrain`, the run;
+- `data`: the training rows, the validation split, the FPS cache, scans, augmentations, the DataLoader;
+- `trainer`: model and optimizer, zero-shot evaluation during training, and `pretrain`, the run, in steps;
 - `checkpoints`: resumable `save_state` folders;
 - `card`: the final folder's card and the Hub upload;
 - `orientation`: the orientation head `up_axis="auto"` reads, fitted on the frozen encoder after pretraining.
@@ -20,9 +21,11 @@ _EXPORTS = {
     "checkpoints": ["TrainerState", "list_checkpoints", "resolve_checkpoint", "save_checkpoint"],
     "trainer": [
         "build_model", "caption_prototypes", "create_optimizer", "freeze_unused_parameters", "load_model_config",
-        "load_training_data", "make_evaluation", "make_train_dataloader", "parameter_groups", "pretrain",
-        "summarize_zero_shot", "update_config", "VALIDATION_PER_CLASS", "validation_indices", "split_training_rows",
-        "reduce_clouds",
+        "make_evaluation", "parameter_groups", "pretrain", "summarize_zero_shot", "update_config",
+    ],
+    "data": [
+        "VALIDATION_PER_CLASS", "validation_indices", "split_training_rows", "reduce_clouds", "load_training_data",
+        "make_train_dataloader",
     ],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import re
 import shlex
 import sys
@@ -280,18 +279,6 @@ def recipe_command(args: PretrainingArguments) -> str:
         else:
             words += [flag, shlex.quote(path(value) if spec.name in PATH_ARGUMENTS else str(value))]
     return " ".join(words)
-
-
-def run_pretrain(namespace: argparse.Namespace) -> int:
-    """`dual-denoising pretrain`: the options are read again from the command line's words after `pretrain`, so a
-    `--recipe` gives the defaults and the options given override them (as `parse_args` does)."""
-    argv = namespace.argv[namespace.argv.index("pretrain") + 1:]
-    args = parse_args(argv, prog="dual-denoising pretrain")
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    from .trainer import pretrain  # the trainer imports torch and accelerate; --help does not need them
-
-    pretrain(args)
-    return 0
 
 
 def resolve_preset(name: str) -> Path:
