@@ -207,6 +207,19 @@ def test_final_folder_is_self_contained(reference_run):
     assert f"{100 * results['eval']['accuracy']:.1f}%" in card
 
 
+def test_the_model_card_snippet_runs_against_the_saved_folder(reference_run, tmp_path):
+    import re
+
+    import trimesh
+
+    snippet = re.search(r"```python\n(.*?)```", (reference_run / "README.md").read_text(), flags=re.S).group(1)
+    trimesh.creation.box().export(tmp_path / "chair.ply")  # the snippet classifies chair.ply
+    code = snippet.replace("path/to/this/folder", str(reference_run)) + "\nprint(classifier('chair.ply', candidate_labels=['chair', 'table']))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "'label': 'chair'" in run.stdout or "'label': 'table'" in run.stdout
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Two real processes (torchrun, gloo on CPU)
 # ---------------------------------------------------------------------------------------------------------------------
