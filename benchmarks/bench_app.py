@@ -52,10 +52,10 @@ def main() -> None:
 
 def _default_choice() -> str:
     from dual_denoising.app import BASELINE
-    from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, embedded_models
+    from dual_denoising.shipped import DEFAULT_MODEL_DIR, shipped_models
 
-    return "both side by side" if BASELINE in embedded_models() and BASELINE != EMBEDDED_MODEL.name else \
-        EMBEDDED_MODEL.name
+    return "both side by side" if BASELINE in shipped_models() and BASELINE != DEFAULT_MODEL_DIR.name else \
+        DEFAULT_MODEL_DIR.name
 
 
 if __name__ == "__main__":

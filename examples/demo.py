@@ -30,9 +30,10 @@ from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot, save_plots, write_markdown_report  # noqa: E402
 from dual_denoising.evaluation.attacks import PGDLinf  # noqa: E402
-from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, TASK, embedded_models, resolve_model  # noqa: E402
+from dual_denoising.pipeline_dual_denoising import TASK  # noqa: E402
+from dual_denoising.shipped import DEFAULT_MODEL_DIR, resolve_model, shipped_models  # noqa: E402
 from dual_denoising.synth import generate_mesh, save_synthshapes  # noqa: E402
-from dual_denoising.training.recipes import embedded_model_classes  # noqa: E402
+from dual_denoising.training.recipes import shipped_model_classes  # noqa: E402
 
 SAMPLE_CLASSES = ["airplane", "chair", "stool", "table", "desk", "lamp", "cup", "vase", "guitar", "sofa"]
 DEMO_SEED = 2026  # SynthShapes seed of the demo shapes: the shipped models were trained on seed 0
@@ -63,8 +64,8 @@ def main() -> None:
     disable_progress_bars()
     transformers_logging.set_verbosity_error()
     start = time.time()
-    classes = embedded_model_classes()
-    print(f"default model: {EMBEDDED_MODEL.name} ({len(classes)} classes; `dual-denoising models` lists them all)\n")
+    classes = shipped_model_classes()
+    print(f"default model: {DEFAULT_MODEL_DIR.name} ({len(classes)} classes; `dual-denoising models` lists them all)\n")
 
     # 1. classify mesh files
     samples = write_samples(args.out / "samples")
@@ -84,8 +85,8 @@ def main() -> None:
     # every split of the demo set is held out: none of these shapes was seen in training
     test = concatenate_datasets(list(load_triples(data_dir).values())).select_columns(["points", "label"])
     # the default first, then the plain baseline, then the other shipped models (the method among them)
-    others = sorted(embedded_models(), key=lambda name: (name != BASELINE, name))
-    models = [Path(EMBEDDED_MODEL)] + [Path(resolve_model(n)) for n in others if n != EMBEDDED_MODEL.name]
+    others = sorted(shipped_models(), key=lambda name: (name != BASELINE, name))
+    models = [Path(DEFAULT_MODEL_DIR)] + [Path(resolve_model(n)) for n in others if n != DEFAULT_MODEL_DIR.name]
     print(f"\n{len(test)} held-out shapes, {len(classes)} classes; PGD-Linf eps {args.eps}, {args.steps} steps, adaptive "
           f"(EOT {args.eot} for a model with noise)")
     print(f"{'model':<30} {'objective':<15} {'clean top-1':>11} {'robust top-1':>12} {'seconds':>8}")
@@ -98,10 +99,10 @@ def main() -> None:
             attacks={"pgd_linf": PGDLinf(eps=args.eps, steps=args.steps, eot_samples=args.eot)},
         )
         pgd = report["attacks"]["pgd_linf"]
-        mark = " (default)" if folder == Path(EMBEDDED_MODEL) else ""
+        mark = " (default)" if folder == Path(DEFAULT_MODEL_DIR) else ""
         print(f"{folder.name + mark:<30} {model.config.objective:<15} {100 * report['clean']['top1']:10.1f}% "
               f"{100 * pgd['robust_accuracy']:11.1f}% {time.time() - tic:8.0f}")
-        if folder == Path(EMBEDDED_MODEL):
+        if folder == Path(DEFAULT_MODEL_DIR):
             report.update(model=folder.name, dataset=data_dir.name, split="all (held out: seed never trained on)")
             report_dir = args.out / "report"
             report_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Check a feature-noise schedule before training: at which timesteps can z_tau be classified without the points?
 
-    python research/check_feature_schedule.py --config hub_configs/tiny                  # the embedded text tower
+    python research/check_feature_schedule.py --config hub_configs/tiny                  # the shipped text tower
     python research/check_feature_schedule.py --config hub_configs/tiny --overrides '{"feature_log_snr_shift": -6.24}'
     python research/check_feature_schedule.py --config my_model_dir --teacher outputs/world/teacher --dataset DATA
 
@@ -10,7 +10,7 @@ class prompts) on the config's schedule (its `feature_log_snr_shift` included) a
 nearest class embedding. It prints that accuracy at a few timesteps, and the share of *training* timesteps (drawn
 with the config's `feature_timestep_*` distribution) at which z_tau alone is less than 50% classifiable: the share
 of the feature loss that needs the points at all. The class embeddings come from the teacher CLIP folder
-(--teacher; class names from --dataset metadata) or, by default, from the embedded model's frozen text tower and
+(--teacher; class names from --dataset metadata) or, by default, from the shipped default's frozen text tower and
 classes.
 """
 
@@ -28,8 +28,8 @@ from transformers import AutoTokenizer  # noqa: E402
 from dual_denoising import DualDenoisingConfig, DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples_metadata  # noqa: E402
 from dual_denoising.evaluation import class_embeddings  # noqa: E402
-from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL  # noqa: E402
-from dual_denoising.training.recipes import embedded_model_classes  # noqa: E402
+from dual_denoising.shipped import DEFAULT_MODEL_DIR  # noqa: E402
+from dual_denoising.training.recipes import shipped_model_classes  # noqa: E402
 
 
 def readable_accuracy(scheduler, class_embeds: torch.Tensor, draws: int, generator: torch.Generator) -> torch.Tensor:
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a config or model folder (e.g. hub_configs/tiny)")
     parser.add_argument("--overrides", type=json.loads, default={}, help="JSON of config fields to set")
-    parser.add_argument("--teacher", help="a CLIP teacher folder (default: the embedded model's text tower)")
+    parser.add_argument("--teacher", help="a CLIP teacher folder (default: the shipped default's text tower)")
     parser.add_argument("--dataset", help="a triples folder whose metadata names the classes (with --teacher)")
     parser.add_argument("--draws", type=int, default=16, help="noise draws per class and timestep")
     parser.add_argument("--samples", type=int, default=100_000, help="training timesteps drawn for the share")
@@ -69,8 +69,8 @@ def main() -> None:
         text_source, classes = DualDenoisingModel.from_teacher(args.teacher), load_triples_metadata(args.dataset)["classes"]
         tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     else:
-        text_source, classes = DualDenoisingModel.from_pretrained(EMBEDDED_MODEL), embedded_model_classes()
-        tokenizer = AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
+        text_source, classes = DualDenoisingModel.from_pretrained(DEFAULT_MODEL_DIR), shipped_model_classes()
+        tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
     with torch.no_grad():
         class_embeds = class_embeddings(text_source, classes, tokenizer)
     if class_embeds.shape[-1] != config.embed_dim:

@@ -39,13 +39,8 @@ import torch  # noqa: E402
 
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, prepare_points, wilson_interval  # noqa: E402
-from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
-    ORIENTATIONS,
-    choose_orientation,
-    embedded_models,
-    load_model_and_tokenizer,
-    principal_axes,
-)
+from dual_denoising.orientations import ORIENTATIONS, choose_orientation, principal_axes  # noqa: E402
+from dual_denoising.shipped import load_model_and_tokenizer, shipped_models  # noqa: E402
 from dual_denoising.training import validation_indices  # noqa: E402
 
 SCAN_VARIANTS = ("object", "background", "perturbed")
@@ -165,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    for name in args.model or list(embedded_models()):
+    for name in args.model or list(shipped_models()):
         if name in results:
             continue
         start = time.perf_counter()

@@ -35,7 +35,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from dual_denoising.pipeline_dual_denoising import embedded_models  # noqa: E402
+from dual_denoising.shipped import shipped_models  # noqa: E402
 from dual_denoising.synth import SCAN_VARIANTS  # noqa: E402
 from dual_denoising.training.recipes import (  # noqa: E402
     DEFAULT_CHOICE_EPS,
@@ -45,7 +45,7 @@ from dual_denoising.training.recipes import (  # noqa: E402
     ensure_synthshapes,
     ensure_synthshapes_scan,
     ensure_teacher,
-    pack_embedded_model,
+    pack_shipped_model,
     set_default_reason,
 )
 
@@ -72,7 +72,7 @@ EPS = DEFAULT_CHOICE_EPS
 def shipped_rows() -> dict[str, dict]:
     """The evaluation row each shipped model's metadata.json carries (the rule compares every shipped model)."""
     rows = {}
-    for name, folder in embedded_models().items():
+    for name, folder in shipped_models().items():
         metadata = json.loads((folder / "metadata.json").read_text())
         if "evaluation" in metadata:
             rows[name] = metadata["evaluation"]
@@ -164,7 +164,7 @@ def main() -> None:
         extra = {"scans": domain_rows[str(out)]} if name in SCAN_MODELS else {}
         # the inference settings the table measured become the shipped ones
         config_updates = rows[name]["feature_kwargs"] | ({"orientation_head": False} if name in SCAN_MODELS else {})
-        dest = pack_embedded_model(out, data, teacher, recipe, name, SUMMARIES[name], make_default=name == default,
+        dest = pack_shipped_model(out, data, teacher, recipe, name, SUMMARIES[name], make_default=name == default,
                                    default_reason=reason if name == default else None,
                                    extra_metadata={"evaluation": rows[name], **extra},
                                    config_updates=config_updates)

@@ -35,25 +35,20 @@ import torch  # noqa: E402
 from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, prepare_points  # noqa: E402
-from dual_denoising.pipeline_dual_denoising import (  # noqa: E402
-    ORIENTATIONS,
-    PRETRAINED_DIR,
-    choose_orientation,
-    embedded_models,
-    load_model_and_tokenizer,
-)
+from dual_denoising.orientations import ORIENTATIONS, choose_orientation  # noqa: E402
+from dual_denoising.shipped import PRETRAINED_DIR, load_model_and_tokenizer, shipped_models  # noqa: E402
 from dual_denoising.training import fit_orientation_head, turn_to, validation_indices  # noqa: E402
-from dual_denoising.training.recipes import save_embedded_weights  # noqa: E402
+from dual_denoising.training.recipes import save_shipped_weights  # noqa: E402
 
 WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
 
 
 def resolve(model: str) -> tuple[str, Path]:
-    if model in embedded_models():
+    if model in shipped_models():
         return model, PRETRAINED_DIR / model
     folder = Path(model)
     if not (folder / "config.json").is_file():
-        raise SystemExit(f"--model {model}: neither a shipped model ({', '.join(embedded_models())}) nor a folder "
+        raise SystemExit(f"--model {model}: neither a shipped model ({', '.join(shipped_models())}) nor a folder "
                          "with a config.json")
     return folder.name, folder
 
@@ -124,8 +119,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     name, folder = resolve(args.model)
-    if args.pack is not None and args.pack not in embedded_models():
-        raise SystemExit(f"--pack {args.pack}: not a shipped model ({', '.join(embedded_models())})")
+    if args.pack is not None and args.pack not in shipped_models():
+        raise SystemExit(f"--pack {args.pack}: not a shipped model ({', '.join(shipped_models())})")
     if args.out is not None and args.out.exists():
         raise SystemExit(f"{args.out} exists: choose a new folder (nothing is overwritten)")
 
@@ -166,7 +161,7 @@ def main() -> None:
         for key, value in shipped.items():
             if not key.startswith("orientation_head.") and not torch.equal(value, mine[key]):
                 raise SystemExit(f"--pack {args.pack}: {folder} is not that model ({key} differs)")
-        save_embedded_weights(model, dest)
+        save_shipped_weights(model, dest)
         metadata = json.loads((dest / "metadata.json").read_text())
         metadata["orientation_head"] = history
         (dest / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")

@@ -83,7 +83,7 @@ def _mesh(tmp_path: Path, name: str = "airplane") -> Path:
 def test_upload_a_ply_and_classify(page, server, tmp_path):
     from transformers import pipeline
 
-    from dual_denoising.training.recipes import embedded_model_classes
+    from dual_denoising.training.recipes import shipped_model_classes
 
     path = _mesh(tmp_path)
     page.locator("#upload input[type=file]").set_input_files(str(path))
@@ -95,7 +95,7 @@ def test_upload_a_ply_and_classify(page, server, tmp_path):
     page.wait_for_timeout(1500)  # WebGL draws after the element exists
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "classify.png"), full_page=True)
-    expected = pipeline("zero-shot-3d-classification")(str(path), candidate_labels=embedded_model_classes())[0]["label"]
+    expected = pipeline("zero-shot-3d-classification")(str(path), candidate_labels=shipped_model_classes())[0]["label"]
     assert top.inner_text().strip() == expected
 
 
@@ -147,9 +147,9 @@ def test_the_api_through_gradio_client(server, tmp_path):
 def _models(server) -> list[str]:
     """The models the page compares by default: the shipped default, then the plain baseline when it is shipped."""
     from dual_denoising.app import BASELINE
-    from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, embedded_models
+    from dual_denoising.shipped import DEFAULT_MODEL_DIR, shipped_models
 
-    names = [EMBEDDED_MODEL.name]
-    if BASELINE in embedded_models() and BASELINE != EMBEDDED_MODEL.name:
+    names = [DEFAULT_MODEL_DIR.name]
+    if BASELINE in shipped_models() and BASELINE != DEFAULT_MODEL_DIR.name:
         names.append(BASELINE)
     return names

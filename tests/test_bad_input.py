@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR, embedded_models
+from dual_denoising.shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR, shipped_models
 
-SHIPPED = sorted(embedded_models())
+SHIPPED = sorted(shipped_models())
 CONTRASTIVE = next(
-    (name for name, folder in embedded_models().items()
+    (name for name, folder in shipped_models().items()
      if json.loads((folder / "config.json").read_text())["objective"] == "contrastive"),
     None,
 )
@@ -128,7 +128,7 @@ def test_cli_file_problems(tmp_path):
 def _model_copy(tmp_path: Path, name: str = "model") -> Path:
     """A copy of the shipped default's folder, with the shipped models' shared text tower beside it."""
     folder = tmp_path / name
-    shutil.copytree(EMBEDDED_MODEL, folder)
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
     shutil.copytree(PRETRAINED_DIR / "shared", tmp_path / "shared", dirs_exist_ok=True)
     return folder
 

@@ -217,7 +217,7 @@ def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
 
     from dual_denoising.pipeline_dual_denoising import prepare_point_cloud
     from dual_denoising.synth import generate_shape
-    from dual_denoising.training.recipes import embedded_model_classes
+    from dual_denoising.training.recipes import shipped_model_classes
 
     y_up = np.asarray(generate_shape("airplane", index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
     z_up = y_up[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0])  # the export a Z-up tool makes: (x, y, z) -> (x, -z, y)
@@ -228,7 +228,7 @@ def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
     with pytest.raises(ValueError, match="up_axis"):
         prepare_point_cloud(y_up, 1024, 32, up_axis="w")
     classifier = make_pipeline("zero-shot-3d-classification")
-    classes = embedded_model_classes()
+    classes = shipped_model_classes()
     expected = classifier(y_up, candidate_labels=classes, up_axis="y")[0]["label"]
     assert classifier(z_up, candidate_labels=classes, up_axis="z")[0]["label"] == expected
 
@@ -240,10 +240,10 @@ def test_the_default_reads_z_up_exports_right_without_being_told():
     from transformers import pipeline as make_pipeline
 
     from dual_denoising.synth import generate_shape
-    from dual_denoising.training.recipes import embedded_model_classes
+    from dual_denoising.training.recipes import shipped_model_classes
 
     classifier = make_pipeline("zero-shot-3d-classification")
-    classes = embedded_model_classes()
+    classes = shipped_model_classes()
     y_up = [np.asarray(generate_shape(c, index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
             for c in ("cone", "table", "chair", "airplane")]
     z_up = [cloud[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0]) for cloud in y_up]  # (x, y, z) -> (x, -z, y)
@@ -300,11 +300,11 @@ def test_up_axis_auto_undoes_axis_aligned_turns():
 
     from dual_denoising.orientations import ORIENTATIONS
     from dual_denoising.synth import generate_shape
-    from dual_denoising.training.recipes import embedded_model_classes
+    from dual_denoising.training.recipes import shipped_model_classes
 
     y_up = np.asarray(generate_shape("airplane", index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
     classifier = make_pipeline("zero-shot-3d-classification")
-    classes = embedded_model_classes()
+    classes = shipped_model_classes()
     expected = classifier(y_up, candidate_labels=classes)[0]
     turned = [y_up @ ORIENTATIONS[i].T for i in (2, 9, 13, 22)]  # z up, upside down, ...
     results = classifier(turned, candidate_labels=classes, up_axis="auto", batch_size=2)

@@ -1,4 +1,4 @@
-"""The recipe stages (recipes.py) and the embedded default model they produce."""
+"""The recipe stages (recipes.py) and the shipped default model they produce."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 
 from dual_denoising.cli import main as cli_main
 from dual_denoising.data import load_triples, load_triples_metadata
-from dual_denoising.pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR, embedded_models
 from dual_denoising.point_ops import farthest_point_sample
+from dual_denoising.shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR, shipped_models
 from dual_denoising.synth import save_synthshapes
-from dual_denoising.training.recipes import choose_default, embedded_model_classes, ensure_resampled
+from dual_denoising.training.recipes import choose_default, ensure_resampled, shipped_model_classes
 
 
 def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):
@@ -36,9 +36,9 @@ def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):
     assert "reusing" in capsys.readouterr().out
 
 
-def test_embedded_model_is_shipped_and_lists_its_classes(capsys):
-    meta = json.loads((EMBEDDED_MODEL / "metadata.json").read_text())
-    assert len(meta["classes"]) >= 20 and embedded_model_classes() == meta["classes"]
+def test_the_default_is_shipped_and_lists_its_classes(capsys):
+    meta = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())
+    assert len(meta["classes"]) >= 20 and shipped_model_classes() == meta["classes"]
     size = sum(p.stat().st_size for p in PRETRAINED_DIR.rglob("*") if p.is_file())
     assert size < 20e6, f"the shipped models are {size / 1e6:.1f} MB together; the limit is 20 MB"
     assert cli_main(["classes"]) == 0
@@ -48,8 +48,8 @@ def test_embedded_model_is_shipped_and_lists_its_classes(capsys):
 def test_shipped_models_load_by_short_name(capsys):
     from dual_denoising import DualDenoisingModel, resolve_model
 
-    names = embedded_models()
-    assert len(names) >= 2 and EMBEDDED_MODEL.name in names
+    names = shipped_models()
+    assert len(names) >= 2 and DEFAULT_MODEL_DIR.name in names
     for name, folder in names.items():
         assert resolve_model(name) == str(folder)
         model = DualDenoisingModel.from_pretrained(resolve_model(name))
@@ -59,14 +59,14 @@ def test_shipped_models_load_by_short_name(capsys):
         assert json.loads((folder / "metadata.json").read_text())["name"] == name
     assert cli_main(["models"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in names) and f"* {EMBEDDED_MODEL.name}" in listing
+    assert all(name in listing for name in names) and f"* {DEFAULT_MODEL_DIR.name}" in listing
 
 
 def test_shipped_models_store_the_text_tower_once(tmp_path):
-    """save_embedded_weights moves the frozen text tower into one content-addressed file that models with the same
+    """save_shipped_weights moves the frozen text tower into one content-addressed file that models with the same
     teacher share; loading gives back every weight as saved, and a copy without the shared file is refused."""
     from dual_denoising import DualDenoisingModel
-    from dual_denoising.training.recipes import save_embedded_weights
+    from dual_denoising.training.recipes import save_shipped_weights
 
     from .conftest import tester, tiny_clip
 
@@ -80,7 +80,7 @@ def test_shipped_models_store_the_text_tower_once(tmp_path):
     shipped = tmp_path / "pretrained"
     names = {}
     for name, model in (("a", first), ("b", second), ("c", other_teacher)):
-        names[name] = save_embedded_weights(model, shipped / name)["shared_text_weights"]
+        names[name] = save_shipped_weights(model, shipped / name)["shared_text_weights"]
     assert names["a"] == names["b"] != names["c"]
     assert sorted(p.name for p in (shipped / "shared").iterdir()) == sorted({names["a"], names["c"]})
     for name, model in (("a", first), ("b", second), ("c", other_teacher)):
@@ -91,7 +91,7 @@ def test_shipped_models_store_the_text_tower_once(tmp_path):
         assert loaded.state_dict().keys() == expected.keys()
         assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
     # a new teacher for "c" replaces its file; the one nobody names any more goes
-    save_embedded_weights(first, shipped / "c")
+    save_shipped_weights(first, shipped / "c")
     assert [p.name for p in (shipped / "shared").iterdir()] == [names["a"]]
     # a folder copied away from the shared file says what is missing
     alone = tmp_path / "elsewhere" / "a"
@@ -103,21 +103,21 @@ def test_shipped_models_store_the_text_tower_once(tmp_path):
 def test_the_default_is_the_model_the_rule_names():
     """The README's rule (recipes.choose_default) applied to the evaluation rows each shipped model carries."""
     rows = {name: json.loads((folder / "metadata.json").read_text())["evaluation"]
-            for name, folder in embedded_models().items()}
+            for name, folder in shipped_models().items()}
     name, reason = choose_default(rows)
-    assert name == EMBEDDED_MODEL.name
+    assert name == DEFAULT_MODEL_DIR.name
     index = json.loads((PRETRAINED_DIR / "index.json").read_text())
     assert index == {"default": name, "reason": reason}
-    assert json.loads((EMBEDDED_MODEL / "metadata.json").read_text())["default_reason"] == reason
+    assert json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())["default_reason"] == reason
 
 
-def test_pipeline_without_a_model_uses_the_embedded_default():
+def test_pipeline_without_a_model_uses_the_shipped_default():
     from transformers import pipeline
 
     from dual_denoising.synth import generate_shape
 
     classifier = pipeline("zero-shot-3d-classification")
-    classes = embedded_model_classes()
+    classes = shipped_model_classes()
     for name in ("airplane", "guitar", "cone"):  # distinctive classes, shapes from a seed the model never saw
         cloud = generate_shape(name, index=0, seed=4242, num_points=2048, views=1)["points"]
         ranking = classifier(np.asarray(cloud), candidate_labels=classes)

@@ -17,7 +17,8 @@ from ._lazy import lazy_exports
 _EXPORTS = {
     "configuration_dual_denoising": ["DualDenoisingConfig", "DualDenoisingDenoiserConfig", "DualDenoisingPointConfig"],
     "modeling_dual_denoising": ["DualDenoisingModel", "DualDenoisingModelOutput", "DualDenoisingPreTrainedModel"],
-    "pipeline_dual_denoising": ["ZeroShot3DClassificationPipeline", "embedded_models", "resolve_model"],
+    "pipeline_dual_denoising": ["ZeroShot3DClassificationPipeline"],
+    "shipped": ["shipped_models", "resolve_model", "load_model_and_tokenizer"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -55,7 +56,7 @@ __all__ = [
     "DualDenoisingModelOutput",
     "DualDenoisingPreTrainedModel",
     "ZeroShot3DClassificationPipeline",
-    "embedded_models",
+    "shipped_models",
     "resolve_model",
     "register",
 ]

@@ -42,7 +42,7 @@ class DemoModels:
     """The models the page compares, loaded once, with their tokenizers and cached class embeddings."""
 
     def __init__(self, names: list[str]):
-        from .pipeline_dual_denoising import load_model_and_tokenizer
+        from .shipped import load_model_and_tokenizer
 
         self.models = {}
         for name in names:
@@ -108,16 +108,17 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
     """The Gradio Blocks app comparing `model_names` (default: the shipped default and the plain baseline)."""
     import gradio as gr
 
-    from .pipeline_dual_denoising import EMBEDDED_MODEL, UP_AXES, embedded_models
-    from .training.recipes import embedded_model_classes
+    from .pipeline_dual_denoising import UP_AXES
+    from .shipped import DEFAULT_MODEL_DIR, shipped_models
+    from .training.recipes import shipped_model_classes
 
     if model_names is None:
-        model_names = [EMBEDDED_MODEL.name] + ([BASELINE] if BASELINE in embedded_models() and
-                                               EMBEDDED_MODEL.name != BASELINE else [])
+        model_names = [DEFAULT_MODEL_DIR.name] + ([BASELINE] if BASELINE in shipped_models() and
+                                               DEFAULT_MODEL_DIR.name != BASELINE else [])
     models = DemoModels(model_names)
     names = list(models.models)
     gallery = _gallery(Path(gallery_dir or Path(tempfile.gettempdir()) / "dual-denoising-gallery"))
-    default_labels = ", ".join(embedded_model_classes())
+    default_labels = ", ".join(shipped_model_classes())
     choices = names + (["both side by side"] if len(names) > 1 else [])
 
     def chosen(which: str) -> list[str]:

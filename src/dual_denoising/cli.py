@@ -106,8 +106,8 @@ def add_inference_commands(subparsers) -> None:
     embed.set_defaults(func="dual_denoising.commands.inference:run_embed")
 
     classes = subparsers.add_parser(
-        "classes", help="list the classes of the embedded default model",
-        description="The classes the embedded default model was trained on (use them as --labels).",
+        "classes", help="list the classes of the shipped default model",
+        description="The classes the shipped default model was trained on (use them as --labels).",
     )
     classes.set_defaults(func="dual_denoising.commands.inference:run_classes")
     models = subparsers.add_parser(

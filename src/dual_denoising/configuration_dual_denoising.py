@@ -293,7 +293,7 @@ class DualDenoisingConfig(PreTrainedConfig):
         output = super().to_dict()
         saved = output.pop("_custom_pipelines", None)
         if saved:
-            # the task's `default` names a model of the machine that saved it (the package's embedded model): leave it
+            # the task's `default` names a model of the machine that saved it (the package's shipped model): leave it
             # out, it would mean nothing (or a wrong URL) anywhere else
             output["custom_pipelines"] = {
                 task: {k: v for k, v in spec.items() if k != "default"} for task, spec in saved.items()

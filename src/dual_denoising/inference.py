@@ -25,11 +25,9 @@ import torch.nn.functional as F
 
 from .fileio import load_points
 from .modeling_dual_denoising import DualDenoisingModel
-from .pipeline_dual_denoising import (
-    load_model_and_tokenizer,
-    prepare_point_cloud,
-)
+from .pipeline_dual_denoising import prepare_point_cloud
 from .prompts import encode_class_names
+from .shipped import load_model_and_tokenizer
 
 __all__ = ["cosine_top_k", "embed_point_clouds", "encode_class_names", "load_model_and_tokenizer"]
 

@@ -14,7 +14,6 @@ carries it for `trust_remote_code=True` users.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -27,94 +26,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .orientations import _TO_Y_UP, ORIENTATIONS, choose_orientation, principal_axes
 from .point_ops import farthest_point_sample, normalize_to_unit_sphere
 from .prompts import DEFAULT_TEMPLATES, check_templates, encode_class_names, normalize_labels
+from .shipped import DEFAULT_MODEL_DIR
 
 TASK = "zero-shot-3d-classification"
-# The small models shipped in the package, one folder each under pretrained/, addressed by their folder name (a short
-# name such as "dual-denoising-tiny"); pretrained/index.json names the task's default and why it was chosen.
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-
-
-def embedded_models() -> dict[str, Path]:
-    """`{short name: folder}` of the models shipped in the package (empty where the package data is absent, e.g. in a
-    model folder's remote-code copy of this file)."""
-    if not PRETRAINED_DIR.is_dir():
-        return {}
-    return {p.name: p for p in sorted(PRETRAINED_DIR.iterdir()) if (p / "config.json").is_file()}
-
-
-def default_model_name() -> str | None:
-    index = PRETRAINED_DIR / "index.json"
-    return json.loads(index.read_text())["default"] if index.is_file() else None
-
-
-def resolve_model(name_or_path: str | Path) -> str:
-    """A shipped model's short name -> its folder; anything else (a folder, a Hub id) is returned as it is. An
-    existing local folder of the same name wins over the short name."""
-    name = str(name_or_path)
-    models = embedded_models()
-    if name in models and not Path(name).exists():
-        return str(models[name])
-    return name
-
-
-def _looks_like_a_path(name: str) -> bool:
-    """A Hub id is `owner/name`; anything else (a leading `.`, `/` or `~`, no slash, several) names a local folder."""
-    return name.startswith((".", "/", "~", "\\")) or name.count("/") != 1 or "\\" in name
-
-
-def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.device = "cpu"):
-    """A `DualDenoisingModel` in eval mode and its tokenizer (None when the folder has none), from a shipped model's
-    short name, a saved folder or a Hub id. The one loader of the CLI, evaluation and the demo: what is missing or
-    wrong is said in one line (`FileNotFoundError`, `ValueError` or `OSError`), and loading never asks a question."""
-    from transformers import AutoTokenizer
-
-    from .modeling_dual_denoising import DualDenoisingModel
-
-    name = resolve_model(name_or_path)
-    path = Path(name).expanduser()
-    local = path.exists()
-    if local:
-        if not path.is_dir():
-            raise ValueError(f"{name} is a file; a model is a folder holding config.json and model.safetensors")
-        config_file = path / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{name}: no config.json in this folder, so it is not a saved model")
-        try:
-            model_type = json.loads(config_file.read_text()).get("model_type")
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{config_file}: not valid JSON ({err})") from None
-        if model_type != "dual_denoising":
-            raise ValueError(f"{name} holds a {model_type!r} model, not a Dual Denoising model (model_type "
-                             "'dual_denoising'); pass a folder saved by this package")
-        if not any(path.glob("*.safetensors")):
-            raise FileNotFoundError(f"{name}: no model.safetensors in this folder (the weights are missing)")
-    elif _looks_like_a_path(name):
-        shipped = ", ".join(embedded_models()) or "none"
-        raise FileNotFoundError(f"{name}: no such model folder, and not a shipped model's short name ({shipped})")
-    try:
-        model = DualDenoisingModel.from_pretrained(path if local else name)
-    except OSError as err:
-        raise OSError(f"{name}: cannot load the model ({str(err).splitlines()[0]})") from None
-    except Exception as err:  # safetensors raises its own error type for a truncated or damaged file
-        raise OSError(f"{name}: the weights cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                      "the file is truncated or damaged: save or download the model again") from None
-    model = model.to(device).eval()
-    has_tokenizer = not local or (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()
-    tokenizer = None
-    if has_tokenizer:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path if local else name)
-        except (OSError, ValueError) as err:
-            if local:
-                raise ValueError(f"{name}: the tokenizer files cannot be read ({str(err).splitlines()[0]})") from None
-    return model, tokenizer
-
-
-_default_name = default_model_name()
-# The task's default model (chosen by scripts/build_shipped_models.py; the README's "Shipped models" states the rule).
-EMBEDDED_MODEL = PRETRAINED_DIR / _default_name if _default_name else None
-
-
 # The models are trained Y-up. A cloud whose up axis is x or z is turned (a proper rotation) so that it points along +y;
 # "auto" classifies the cloud in every axis-aligned orientation and keeps one by `choose_orientation`: the most
 # confident, weighed with the model's orientation head where it has one (`DualDenoisingModel.get_orientation_logits`).
@@ -392,6 +306,6 @@ PIPELINE_REGISTRY.register_pipeline(
     TASK,
     pipeline_class=ZeroShot3DClassificationPipeline,
     pt_model=AutoModel,
-    default={"model": (str(EMBEDDED_MODEL), None)} if EMBEDDED_MODEL is not None else None,
+    default={"model": (str(DEFAULT_MODEL_DIR), None)} if DEFAULT_MODEL_DIR is not None else None,
     type="multimodal",
 )

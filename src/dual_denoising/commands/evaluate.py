@@ -23,7 +23,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them")
-    from ..pipeline_dual_denoising import load_model_and_tokenizer
+    from ..shipped import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(args.model)  # one line on what is missing or wrong
     dataset = load_triples(args.dataset, split=args.split)

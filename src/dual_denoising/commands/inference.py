@@ -11,23 +11,16 @@ import numpy as np
 
 from ..fileio import load_points
 from ..inference import embed_point_clouds
-from ..pipeline_dual_denoising import (
-    EMBEDDED_MODEL,
-    SEARCHED_UP_AXES,
-    TASK,
-    default_up_axis,
-    embedded_models,
-    load_model_and_tokenizer,
-    prepare_point_cloud,
-)
+from ..pipeline_dual_denoising import SEARCHED_UP_AXES, TASK, default_up_axis, prepare_point_cloud
 from ..prompts import normalize_labels
+from ..shipped import DEFAULT_MODEL_DIR, load_model_and_tokenizer, shipped_models
 
 
 def run_classify(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
     _check_counts(args)
-    args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
+    args.model = args.model or str(DEFAULT_MODEL_DIR)  # no --model: the shipped default
     # the CLI takes labels as words or comma-separated lists: both are split on commas, as a Python string is
     labels = normalize_labels(",".join(args.labels), name="--labels")
     paths = _check_files(args.files)
@@ -76,7 +69,7 @@ def run_embed(args: argparse.Namespace) -> int:
         raise ValueError(f"--up-axis {args.up_axis} keeps the orientation the classification is surest of, and embed "
                          "has no labels to classify with; give the files' up axis (y, z or x)")
     args.up_axis = args.up_axis or "y"  # embed's default: the models' convention
-    args.model = args.model or str(EMBEDDED_MODEL)  # no --model: the shipped default
+    args.model = args.model or str(DEFAULT_MODEL_DIR)  # no --model: the shipped default
     out = Path(args.out)
     if out.suffix not in (".npy", ".parquet"):
         raise ValueError(f"--out must end in .npy or .parquet; got {out.name}")
@@ -115,9 +108,9 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_classes(args: argparse.Namespace) -> int:
-    from ..training.recipes import embedded_model_classes
+    from ..training.recipes import shipped_model_classes
 
-    print("\n".join(embedded_model_classes()))
+    print("\n".join(shipped_model_classes()))
     return 0
 
 
@@ -125,10 +118,10 @@ def run_models(args: argparse.Namespace) -> int:
     """The shipped models by short name, the default marked, with what each one is."""
 
 
-    for name, folder in embedded_models().items():
+    for name, folder in shipped_models().items():
         meta_file = folder / "metadata.json"
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        mark = "*" if EMBEDDED_MODEL is not None and folder == EMBEDDED_MODEL else " "
+        mark = "*" if DEFAULT_MODEL_DIR is not None and folder == DEFAULT_MODEL_DIR else " "
         print(f"{mark} {name:<22} {meta.get('summary', '')}")
     print("(* the default; pass a short name as --model, or resolve_model(name) to pipeline(model=...))")
     return 0

@@ -1,4 +1,4 @@
-"""The SynthShapes world, stage by stage: the recipe behind the embedded default model, the replication table and
+"""The SynthShapes world, stage by stage: the recipe behind the shipped default model, the replication table and
 `make demo`. Each stage is skipped when its output is already there, so an interrupted run continues where it
 stopped and a second run reuses everything.
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..data import METADATA_FILE
-from ..pipeline_dual_denoising import EMBEDDED_MODEL, PRETRAINED_DIR
+from ..shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR
 
 # The pretraining budget every variant of the replication table gets: same data, teacher, steps and schedule.
 DEFAULT_BUDGET = {
@@ -157,7 +157,7 @@ def pretrain_variant(
     return out_dir
 
 
-def save_embedded_weights(model, dest: Path, config_updates: dict | None = None) -> dict:
+def save_shipped_weights(model, dest: Path, config_updates: dict | None = None) -> dict:
     """Write `model` into the package folder `dest` as the shipped models are stored: float16 weights, a config that
     says float32 (so `from_pretrained` loads float32), no remote-code copies, and the frozen text tower moved into
     `shared/` beside it (`share_text_weights`). Returns the config written."""
@@ -214,7 +214,7 @@ def share_text_weights(folder: Path) -> str | None:
     return name
 
 
-def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
+def pack_shipped_model(model_dir: str | Path, dataset_dir: str | Path, teacher_dir: str | Path, recipe: str,
                         name: str, summary: str, make_default: bool = False, default_reason: str | None = None,
                         extra_metadata: dict | None = None, config_updates: dict | None = None) -> Path:
     """Copy a trained model folder into the package data as `pretrained/<name>`: the weights stored in float16 (the
@@ -234,7 +234,7 @@ def pack_embedded_model(model_dir: str | Path, dataset_dir: str | Path, teacher_
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     model = DualDenoisingModel.from_pretrained(model_dir, dtype=torch.float32, **(config_updates or {}))
-    config = save_embedded_weights(model, dest)  # config_updates are in the loaded model's config already
+    config = save_shipped_weights(model, dest)  # config_updates are in the loaded model's config already
     for path in model_dir.iterdir():
         if path.is_file() and path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
             shutil.copy2(path, dest / path.name)
@@ -317,11 +317,11 @@ def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS) -> tu
     return pick, reason
 
 
-def embedded_model_classes() -> list[str]:
-    """The classes the embedded default model was trained on (its candidate labels for SynthShapes)."""
-    meta = EMBEDDED_MODEL / "metadata.json"
+def shipped_model_classes() -> list[str]:
+    """The classes the shipped default model was trained on (its candidate labels for SynthShapes)."""
+    meta = DEFAULT_MODEL_DIR / "metadata.json"
     if not meta.is_file():
         raise FileNotFoundError(
-            f"the embedded model is missing ({meta}); rebuild it with python scripts/build_shipped_models.py"
+            f"the shipped default is missing ({meta}); rebuild it with python scripts/build_shipped_models.py"
         )
     return json.loads(meta.read_text())["classes"]
