@@ -162,6 +162,52 @@ def test_cli_model_problems(tmp_path, cloud_file):
     assert "sentencepiece" not in result.stderr
 
 
+def test_cli_never_runs_code_from_a_model_folder(tmp_path, cloud_file):
+    """A tokenizer_config.json that names custom code: refused in one line, whatever stdin says, and the folder's
+    Python never runs."""
+    folder = _model_copy(tmp_path, "custom-code")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", None]}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    marker = tmp_path / "ran"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    for command in (("classify", str(cloud_file), "--labels", "a", "b"), ("embed", str(cloud_file), "--out",
+                                                                           str(tmp_path / "e.npy"))):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        result = subprocess.run([sys.executable, "-m", "dual_denoising.cli", *command, "--model", str(folder)],
+                                input="y\ny\n", capture_output=True, text=True, env=env, timeout=300)
+        assert_refused(result, "custom code", "never runs code")
+        assert "[y/N]" not in result.stdout + result.stderr
+    assert not marker.exists()
+
+
+def test_a_bfloat16_tensor_is_read_like_float32(classifier, cloud):
+    import torch
+
+    as_bf16 = classifier(torch.from_numpy(cloud).bfloat16(), candidate_labels=["chair", "table"])
+    as_f32 = classifier(torch.from_numpy(cloud).bfloat16().float(), candidate_labels=["chair", "table"])
+    assert as_bf16 == as_f32
+
+
+def test_many_labels_are_embedded_in_batches():
+    from dual_denoising.prompts import TEXT_BATCH_SIZE, encode_class_names
+
+    sizes = []
+
+    def text_features(input_ids, attention_mask=None):
+        sizes.append(len(input_ids))
+        return torch.nn.functional.one_hot(input_ids[:, 0] % 16, 16).float()
+
+    class Tokenizer:
+        def __call__(self, texts, **kwargs):
+            return {"input_ids": torch.tensor([[len(t)] for t in texts]), "attention_mask": torch.ones(len(texts), 1)}
+
+    import torch
+
+    embeds = encode_class_names(text_features, Tokenizer(), [f"label {i}" for i in range(300)], ["a {}", "b {}"])
+    assert embeds.shape == (300, 16) and max(sizes) <= TEXT_BATCH_SIZE and sum(sizes) == 600
+
+
 def test_cli_push_to_hub_fails_before_training(tmp_path):
     result = run_cli("pretrain", "--dataset", str(tmp_path / "data"), "--output_dir", str(tmp_path / "out"),
                      "--preset", "tiny", "--push_to_hub", "--report_to", "none")
@@ -190,6 +236,9 @@ def cloud() -> np.ndarray:
         (["chair", ""], "blank"),
         (["chair", "  "], "blank"),
         (["chair", "chair"], "twice"),
+        (["Chair", "chair"], "reads the same"),
+        (["night_stand", "night  stand"], "reads the same"),
+        (["chair", "x" * 201], "at most 200"),
         (["chair", 3], "must be a string"),
         (["chair", None], "must be a string"),
         (["table,chair"], "comma"),

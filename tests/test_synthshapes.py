@@ -133,6 +133,20 @@ def test_existing_folder_needs_overwrite(synth, monkeypatch, capsys):
     assert "already holds a dataset" in err and len(err.splitlines()) == 1
 
 
+def test_an_existing_preview_is_never_replaced_unasked(tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    sheet.write_bytes(b"the user's picture")
+    assert cli.main(["make-synthetic", "--out", str(tmp_path / "ds"), "--shapes-per-class", "2", "--classes", "cup",
+                     "--preview", str(sheet), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "sheet.png already exists" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert sheet.read_bytes() == b"the user's picture" and not (tmp_path / "ds").exists()
+    # --quiet means no bar at all: neither the generator's nor the parquet writer's
+    assert cli.main(["make-synthetic", "--out", str(tmp_path / "ds"), "--shapes-per-class", "2", "--classes", "cup",
+                     "--views", "1", "--quiet"]) == 0
+    assert "%|" not in capsys.readouterr().err  # a tqdm bar draws "NN%|"
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Reproducibility
 # ----------------------------------------------------------------------------------------------------------------------

@@ -58,7 +58,10 @@ def prepare_point_cloud(
         hint = f"; {up_axis!r} needs the labels: pass it to the pipeline" if up_axis in SEARCHED_UP_AXES else ""
         raise ValueError(f"up_axis must be one of {UP_AXES[:3]} here (the axis that points up in the cloud){hint}; "
                          f"got {up_axis!r}")
-    array = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points)
+    if isinstance(points, torch.Tensor):  # any dtype numpy lacks (bfloat16, float8) is widened first
+        points = points.detach().cpu()
+        points = points.double() if points.is_floating_point() else points
+    array = np.asarray(points)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{where}a point cloud must hold numbers; got dtype {array.dtype}")
     array = array.astype(np.float64)

@@ -22,10 +22,19 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
 )
 
 
+# the bounds on candidate labels (the README's inputs table): how many, and how long each
+MAX_LABELS = 10_000
+MAX_LABEL_LENGTH = 200
+# prompts per forward pass of the text tower: memory stays flat whatever the number of labels
+TEXT_BATCH_SIZE = 256
+
+
 def normalize_labels(labels, name: str = "candidate_labels") -> list[str]:
     """Candidate labels as the pipeline, the CLI and evaluation take them: a single string is split on commas, a list
     is taken label by label; each label is stripped of surrounding space. A label that is not a string, blank,
-    contains a comma or is given twice is refused with a `ValueError` that says which."""
+    longer than `MAX_LABEL_LENGTH`, contains a comma or is given twice (also as another spelling the model reads the
+    same: case, `_` for a space, repeated spaces) is refused with a `ValueError` that says which, and so are more than
+    `MAX_LABELS` labels."""
     if isinstance(labels, str):
         labels = labels.split(",")
     elif isinstance(labels, (list, tuple)):
@@ -42,11 +51,19 @@ def normalize_labels(labels, name: str = "candidate_labels") -> list[str]:
     blank = [i for i, label in enumerate(labels) if not label]
     if blank:
         raise ValueError(f"{name} has a blank label at position {blank[0]}; remove it")
-    seen: set[str] = set()
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"{name} has {len(labels)} labels; at most {MAX_LABELS} are taken at once: split the list")
+    long = next((label for label in labels if len(label) > MAX_LABEL_LENGTH), None)
+    if long is not None:
+        raise ValueError(f"{name} has a label of {len(long)} characters ({long[:30]!r}...); at most "
+                         f"{MAX_LABEL_LENGTH} are taken: give the class's name, not a description")
+    seen: dict[str, str] = {}
     for label in labels:
-        if label in seen:
-            raise ValueError(f"{name} gives {label!r} twice; each label must appear once")
-        seen.add(label)
+        key = " ".join(label_to_text(label).lower().split())  # what the model reads, as the tokenizer lowercases
+        if key in seen:
+            same = "twice" if seen[key] == label else f"as {seen[key]!r} and {label!r}, which the model reads the same"
+            raise ValueError(f"{name} gives {label!r} {same}; each label must appear once")
+        seen[key] = label
     return labels
 
 
@@ -93,11 +110,13 @@ def encode_class_names(
         raise ValueError("class_names is empty; give at least one candidate label")
     templates = check_templates(templates)
     texts = [t.format(label_to_text(name)) for name in class_names for t in templates]
-    tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-    if device is not None:
-        tokens = {k: v.to(device) for k, v in tokens.items()}
-    with torch.no_grad():
-        out = get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
-    embeds = out if isinstance(out, torch.Tensor) else out.pooler_output
-    embeds = F.normalize(embeds.float(), dim=-1).reshape(len(class_names), len(templates), -1)
+    chunks = []
+    for start in range(0, len(texts), TEXT_BATCH_SIZE):  # in batches: memory does not grow with the label count
+        tokens = tokenizer(texts[start:start + TEXT_BATCH_SIZE], padding=True, truncation=True, return_tensors="pt")
+        if device is not None:
+            tokens = {k: v.to(device) for k, v in tokens.items()}
+        with torch.no_grad():
+            out = get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask"))
+        chunks.append(F.normalize((out if isinstance(out, torch.Tensor) else out.pooler_output).float(), dim=-1))
+    embeds = torch.cat(chunks).reshape(len(class_names), len(templates), -1)
     return F.normalize(embeds.mean(dim=1), dim=-1)

@@ -42,6 +42,27 @@ def _looks_like_a_path(name: str) -> bool:
     return name.startswith((".", "/", "~", "\\")) or name.count("/") != 1 or "\\" in name
 
 
+# the files of a model folder through which transformers would import the folder's own Python code
+CODE_NAMING_FILES = ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
+                     "feature_extractor_config.json", "image_processor_config.json")
+
+
+def _refuse_custom_code(path: Path, name: str) -> None:
+    """A folder whose tokenizer or processor files name custom code (`auto_map`) is refused: the loader never runs
+    code from a model folder, and never asks whether to. The model's own `auto_map` (this package's code, copied by
+    `save_pretrained` for `trust_remote_code` users elsewhere) is not run either: the installed package is used."""
+    for file in CODE_NAMING_FILES:
+        if not (path / file).is_file():
+            continue
+        try:
+            names_code = "auto_map" in json.loads((path / file).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path / file}: not valid JSON ({err})") from None
+        if names_code:
+            raise ValueError(f"{name}: its {file} names custom code (auto_map); dual-denoising never runs code from a "
+                             "model folder: remove the auto_map entry if the folder is yours, or use another model")
+
+
 def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.device = "cpu"):
     """A `DualDenoisingModel` in eval mode and its tokenizer (None when the folder has none), from a shipped model's
     short name, a saved folder or a Hub id. The one loader of the CLI, evaluation and the demo: what is missing or
@@ -68,6 +89,7 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
                              "'dual_denoising'); pass a folder saved by this package")
         if not any(path.glob("*.safetensors")):
             raise FileNotFoundError(f"{name}: no model.safetensors in this folder (the weights are missing)")
+        _refuse_custom_code(path, name)
     elif _looks_like_a_path(name):
         shipped = ", ".join(shipped_models()) or "none"
         raise FileNotFoundError(f"{name}: no such model folder, and not a shipped model's short name ({shipped})")
@@ -83,7 +105,7 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
     tokenizer = None
     if has_tokenizer:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path if local else name)
+            tokenizer = AutoTokenizer.from_pretrained(path if local else name, trust_remote_code=False)
         except (OSError, ValueError) as err:
             if local:
                 raise ValueError(f"{name}: the tokenizer files cannot be read ({str(err).splitlines()[0]})") from None

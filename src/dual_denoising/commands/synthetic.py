@@ -10,6 +10,10 @@ from ..synth.synthshapes import save_synthshapes
 
 def run_make_synthetic(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if args.quiet:  # no bar at all, the parquet writer's included
+        import datasets
+
+        datasets.disable_progress_bars()
     if args.scan is not None:
         from ..synth.scan import save_synthshapes_scan
 

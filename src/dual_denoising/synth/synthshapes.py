@@ -253,6 +253,9 @@ def check_output(out_dir: str | Path, overwrite: bool, preview: str | Path | Non
         raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
     if preview is not None and Path(preview).suffix.lower() != ".png":
         raise ValueError(f"the preview must be a .png file; got {preview}")
+    if preview is not None and Path(preview).exists() and not overwrite:
+        raise FileExistsError(f"{preview} already exists; pass overwrite=True (--overwrite) to replace it, or name "
+                              "another file")
     return out_dir
 
 
