@@ -164,13 +164,11 @@ def main() -> None:
         extra = {"scans": domain_rows[str(out)]} if name in SCAN_MODELS else {}
         # the inference settings the table measured become the shipped ones
         config_updates = rows[name]["feature_kwargs"] | ({"orientation_head": False} if name in SCAN_MODELS else {})
-        dest = pack_shipped_model(out, data, teacher, recipe, name, SUMMARIES[name], make_default=name == default,
-                                   default_reason=reason if name == default else None,
-                                   extra_metadata={"evaluation": rows[name], **extra},
-                                   config_updates=config_updates)
+        dest = pack_shipped_model(out, data, teacher, recipe, name, SUMMARIES[name], extra_metadata={
+            "evaluation": rows[name], **extra}, config_updates=config_updates)
         print(f"packed {name} into {dest}")
+    set_default_reason(default, reason)  # the rule names every model: rewritten whichever were packed
     if args.pack_only:
-        set_default_reason(default, reason)
         return
     # 7. the orientation heads, each fitted on the packed copy (so every other weight stays the shipped one)
     for name in [name for name in ORIENTATION_HEADS if name in runs]:
