@@ -319,3 +319,11 @@ def test_shipped_and_saved_folders_hold_no_absolute_paths(tmp_path):
     classifier = pipeline("zero-shot-3d-classification")
     classifier.save_pretrained(tmp_path / "saved")
     assert _absolute_paths(tmp_path / "saved") == []
+
+
+def test_evaluate_refuses_a_file_as_its_output_before_evaluating(tmp_path, cloud_file):
+    out = tmp_path / "report"
+    out.write_text("mine")
+    result = run_cli("evaluate", "--model", "ulip-tiny", "--dataset", str(tmp_path / "no-data"), "--out", str(out))
+    assert_refused(result, "is a file")
+    assert out.read_text() == "mine"

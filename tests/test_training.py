@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import runpy
+import shutil
 import socket
 import subprocess
 import sys
@@ -540,3 +541,66 @@ def test_a_recipe_gives_defaults_and_its_command_reruns_it(tmp_path):
     namespace = cli.build_parser().parse_args(["pretrain", "--recipe", "ulip-tiny", "--dataset", "d",
                                                "--output_dir", "o"])
     assert namespace.recipe == "ulip-tiny"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The run folder: nothing of the user's is replaced or deleted unasked, no output is an input
+# ---------------------------------------------------------------------------------------------------------------------
+def run_cli_pretrain(ws: dict[str, Path], output_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    argv = pretrain_argv(ws, output_dir, "--max_train_steps", "2", "--eval_split", "none", *extra)
+    return subprocess.run([sys.executable, "-m", "dual_denoising.cli", "pretrain", *argv], env=ENV, cwd=REPO,
+                          capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_refusal(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr.strip().splitlines()[-1], result.stderr.strip().splitlines()[-1]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_folder_with_the_users_files_is_refused_and_left_as_it_was(workspace, tmp_path):
+    mine = tmp_path / "myproj"
+    (mine / "checkpoint-1").mkdir(parents=True)
+    for name, text in (("README.md", "my notes"), ("config.json", "{}"), ("trainer_log.jsonl", "mine\n"),
+                       ("checkpoint-1/state.txt", "my state")):
+        (mine / name).write_text(text)
+    before = snapshot(mine)
+    assert_one_line_refusal(run_cli_pretrain(workspace, mine, "--checkpointing_steps", "1",
+                                             "--checkpoints_total_limit", "1"), "did not write")
+    assert snapshot(mine) == before
+    # a checkpoint folder the trainer did not write is never written over, even when asked to overwrite
+    assert_one_line_refusal(run_cli_pretrain(workspace, mine, "--checkpointing_steps", "1", "--overwrite_output_dir"),
+                            "checkpoint-1, which this trainer did not write")
+    assert snapshot(mine) == before
+    # asked to, without checkpoints: the run writes its files and deletes nothing it did not write
+    result = run_cli_pretrain(workspace, mine, "--overwrite_output_dir")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (mine / "checkpoint-1" / "state.txt").read_text() == "my state" and T.list_checkpoints(mine) == []
+    assert (mine / "model.safetensors").is_file() and (mine / "README.md").read_text() != "my notes"
+
+
+def test_no_output_is_an_input(workspace, tmp_path):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(workspace["teacher"], teacher)
+    before = snapshot(teacher)
+    ws = {**workspace, "teacher": teacher}
+    for output_dir in (teacher, teacher / "sub", workspace["data"]):
+        assert_one_line_refusal(run_cli_pretrain(ws, output_dir, "--overwrite_output_dir"), "is (or holds, or is inside)")
+    assert snapshot(teacher) == before
+
+
+def test_a_second_run_never_takes_the_first_runs_checkpoints(workspace, tmp_path):
+    first = tmp_path / "run"
+    assert run_cli_pretrain(workspace, first, "--checkpointing_steps", "1").returncode == 0
+    assert [p.name for p in T.list_checkpoints(first)] == ["checkpoint-1", "checkpoint-2"]
+    before = snapshot(first)
+    assert_one_line_refusal(run_cli_pretrain(workspace, first, "--checkpointing_steps", "1"), "earlier run")
+    assert snapshot(first) == before
+    # afresh, asked to: the earlier checkpoints go, and the new run's are the only ones `latest` can see
+    result = run_cli_pretrain(workspace, first, "--checkpointing_steps", "2", "--overwrite_output_dir")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in T.list_checkpoints(first)] == ["checkpoint-2"]

@@ -20,6 +20,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..data import load_triples, load_triples_metadata
 
     out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} is a file; the report is a folder (report.json, report.md, plots): "
+                              "name a folder")
     existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them")

@@ -21,7 +21,7 @@ TRAIN_RESULTS_FILE = "train_results.json"
 # learned tokens and scales that AdamW must not decay (biases and norm weights are caught by `ndim < 2`)
 NO_DECAY_PARAMETERS = ("cls_token", "cls_position", "mask_token", "token_embedding", "logit_scale")
 # what `--push_to_hub` leaves out of the upload: resumable states and debug logs
-PUSH_IGNORE_PATTERNS = ["checkpoint-*", "debug/*"]
+PUSH_IGNORE_PATTERNS = ["checkpoint-*", "debug/*", ".dual_denoising_pretrain.json"]
 # the options that name files or folders: saved artefacts record them by folder name only (`data.portable`)
 PATH_ARGUMENTS = ("dataset", "output_dir", "teacher", "model_name_or_path", "config", "resume_from_checkpoint",
                   "scan_datasets")
@@ -39,7 +39,13 @@ class PretrainingArguments:
 
     # -- data ----------------------------------------------------------------------------------------------------
     dataset: str = _help("triples dataset: a local folder written by save_triples or a Hub dataset id")
-    output_dir: str = _help("where checkpoints, logs, the final model and its model card are written")
+    output_dir: str = _help("where checkpoints, logs, the final model and its model card are written: a new or empty "
+                            "folder, or one an earlier run wrote (resume it with --resume_from_checkpoint latest)")
+    overwrite_output_dir: bool = _help(
+        "write into an --output_dir that holds other files (replacing those of the same names; files the trainer "
+        "did not write are never deleted), or start afresh in an earlier run's folder (its checkpoints go)",
+        default=False,
+    )
     train_split: str = _help("split to train on", default="train")
     eval_split: str | None = _help("labelled split for zero-shot evaluation ('none' to skip)", default="test")
     streaming: bool = _help("stream the dataset instead of reading it into memory (needs --max_train_steps)",

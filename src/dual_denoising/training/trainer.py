@@ -75,7 +75,14 @@ from .arguments import (
     resolve_preset,
 )
 from .card import check_hub_access, model_card, push_folder_to_hub
-from .checkpoints import TrainerState, resolve_checkpoint, save_checkpoint
+from .checkpoints import (
+    TrainerState,
+    check_output_dir,
+    clear_earlier_checkpoints,
+    record_written,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from .data import (
     SeededRows,
     embed_dim_of,
@@ -432,10 +439,18 @@ def create_scheduler(args: PretrainingArguments, optimizer: torch.optim.Optimize
 def set_up_run(args: PretrainingArguments, accelerator: Accelerator) -> TrainingRun:
     """Steps 1-3: data, model, optimizer and schedule, prepared by Accelerate, and the resumed state when asked."""
     output_dir = Path(args.output_dir)
+    inputs = {"dataset": args.dataset, "teacher": args.teacher, "model_name_or_path": args.model_name_or_path,
+              "config": args.config, **{"scan_datasets": name for name in args.scan_datasets or []}}
+    check_output_dir(output_dir, inputs, resuming=bool(args.resume_from_checkpoint), overwrite=args.overwrite_output_dir,
+                     checkpointing=bool(args.checkpointing_steps))
     if args.push_to_hub and accelerator.is_main_process:  # fail now, not after the whole run
         check_hub_access(args.hub_model_id or output_dir.resolve().name, args.hub_private_repo)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if args.overwrite_output_dir and not args.resume_from_checkpoint:
+            clear_earlier_checkpoints(output_dir)
+        record_written(output_dir, "trainer_log.jsonl", "runs", "debug")
+    accelerator.wait_for_everyone()
     set_seed(args.seed)  # the same initial weights on every process
 
     config = load_model_config(args)
@@ -629,6 +644,7 @@ def save_final_model(run: TrainingRun, eval_metrics: dict | None) -> dict:
     from ..pipeline_dual_denoising import ZeroShot3DClassificationPipeline
 
     final.eval()
+    before = {p.name: p.stat().st_mtime_ns for p in run.output_dir.iterdir()}
     ZeroShot3DClassificationPipeline(model=final, tokenizer=run.tokenizer).save_pretrained(run.output_dir)
     features = run.train_split.features or {}
     names = features["label"].names if "label" in features else None
@@ -665,6 +681,8 @@ def save_final_model(run: TrainingRun, eval_metrics: dict | None) -> dict:
     }
     (run.output_dir / TRAIN_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     model_card(args, run.config, results).save(run.output_dir / "README.md")
+    record_written(run.output_dir, *(p.name for p in run.output_dir.iterdir()
+                                     if before.get(p.name) != p.stat().st_mtime_ns))
     logger.info(f"saved the model, its tokenizer and model card to {run.output_dir}", main_process_only=True)
     return results
 
