@@ -179,6 +179,102 @@ class _Batches:
 # ----------------------------------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------------------------------
+def zero_shot_classifier(model, class_embeds: torch.Tensor, defense=None, **options) -> ZeroShotClassifier:
+    """The classifier `evaluate_zero_shot` scores and attacks: the model's inference `options` (K, S, smoothing,
+    purification; None leaves the config's) as far as the model has them; a deterministic model gets none."""
+    objective = getattr(model.config, "objective", None)
+    feature_kwargs = {k: v for k, v in options.items() if v is not None}
+    if (options.get("purification_rounds") or options.get("purification_keep_input")) and objective == "contrastive":
+        raise ValueError("purification_rounds needs the PointDAE decoder of a Dual Denoising model; this model is the "
+                         "contrastive baseline: leave it out")
+    stochastic = _is_stochastic(model, options.get("inference_point_noise_level"))
+    if not stochastic:  # the deterministic baseline: K and S mean nothing to it
+        feature_kwargs = {}
+    elif objective == "contrastive":
+        feature_kwargs.pop("num_inference_steps", None)
+    # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defence draws noise)
+    return ZeroShotClassifier(model, class_embeds, defense=defense, stochastic=stochastic or None, **feature_kwargs)
+
+
+def collect_logits(classifier: ZeroShotClassifier, loader, attacks: Mapping[str, PointCloudAttack], device,
+                   streams: tuple[torch.Generator, torch.Generator], accelerator=None, show_progress: bool = False
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """`{"labels": (M,), "clean": (M, C), name: (M, C) for each attack}` over the loader's batches (gathered over
+    processes) and the seconds each took. The model's noise comes from `streams[0]`, the attacks' from `streams[1]`:
+    robust accuracy is scored with fresh draws, never the attack's own."""
+    noise_stream, attack_stream = streams
+    collected: dict[str, list[torch.Tensor]] = defaultdict(list)
+    seconds: dict[str, float] = defaultdict(float)
+    for points, labels in tqdm(loader, desc="zero-shot eval", disable=not show_progress, leave=False):
+        points, labels = points.to(device), labels.to(device)
+        tic = time.perf_counter()
+        logits = {"clean": classifier(points, generator=noise_stream)}
+        seconds["clean"] += time.perf_counter() - tic
+        for name, attack in attacks.items():
+            tic = time.perf_counter()
+            adversarial = attack(classifier, points, labels, generator=attack_stream)
+            logits[name] = classifier(adversarial, generator=noise_stream)  # fresh draws, not the attack's
+            seconds[name] += time.perf_counter() - tic
+        batch = {"labels": labels, **{k: v.float() for k, v in logits.items()}}
+        if accelerator is not None:
+            batch = accelerator.gather_for_metrics(batch)
+        for key, value in batch.items():
+            collected[key].append(value.cpu())
+    if not collected:
+        raise ValueError("the dataset is empty: nothing to evaluate")
+    return {key: torch.cat(values) for key, values in collected.items()}, dict(seconds)
+
+
+def summarize_logits(gathered: Mapping[str, torch.Tensor], labels: torch.Tensor, class_names: Sequence[str],
+                     top_k: int, attacks: Mapping[str, PointCloudAttack], sweep: Sequence[float],
+                     sweep_attacks: Mapping[float, PointCloudAttack], seconds: Mapping[str, float]) -> dict[str, Any]:
+    """`clean`, `attacks` and `pgd_linf_eps_sweep` of `evaluate_zero_shot`'s results, from the collected logits: the
+    metrics are the `evaluate` modules shipped in `metrics/`."""
+    accuracy_metric, success_metric = load_metric("zero_shot_accuracy"), load_metric("attack_success_rate")
+
+    def accuracy(scores: torch.Tensor) -> dict:
+        result = accuracy_metric.compute(
+            predictions=scores.numpy(), references=labels.numpy(), top_k=top_k, num_classes=len(class_names)
+        )
+        result["per_class_accuracy"] = dict(zip(class_names, result["per_class_accuracy"]))
+        return result
+
+    clean_predictions = gathered["clean"].argmax(dim=1)
+    results: dict[str, Any] = {"clean": accuracy(gathered["clean"]), "attacks": {}, "pgd_linf_eps_sweep": []}
+    for name, attack in attacks.items():
+        scores = gathered[name]
+        robust = success_metric.compute(
+            predictions=scores.argmax(dim=1).numpy(), references=labels.numpy(),
+            clean_predictions=clean_predictions.numpy(),
+        )
+        results["attacks"][name] = {"params": attack.params(), **robust, **accuracy(scores), "seconds": seconds[name]}
+    for eps in sweep:
+        if eps == 0:
+            top1 = results["clean"]["top1"]
+        elif eps in sweep_attacks:
+            top1 = accuracy(gathered[f"pgd_linf@{eps:g}"])["top1"]
+        else:
+            top1 = results["attacks"]["pgd_linf"]["top1"]
+        results["pgd_linf_eps_sweep"].append({"eps": eps, "accuracy": top1})
+    return results
+
+
+def _rows_to_score(dataset, class_names: Sequence[str] | None, max_samples: int | None, seed: int, up_axis: str):
+    """The rows `evaluate_zero_shot` scores (a seeded subset of `max_samples`), as numpy, and the class names."""
+    if up_axis not in ("y", "z", "x"):
+        raise ValueError(f"up_axis must be the dataset's up axis, 'y', 'z' or 'x'; got {up_axis!r}")
+    if "points" not in dataset.column_names or "label" not in dataset.column_names:
+        raise ValueError(f"the dataset needs 'points' and 'label' columns; it has {dataset.column_names}")
+    if class_names is None:
+        label_feature = dataset.features["label"]
+        if not hasattr(label_feature, "names"):
+            raise ValueError("the dataset's 'label' column is not a ClassLabel; pass class_names=[...]")
+        class_names = list(label_feature.names)
+    if max_samples is not None and max_samples < len(dataset):
+        dataset = dataset.shuffle(seed=seed).select(range(max_samples))
+    return dataset.select_columns(["points", "label"]).with_format("numpy"), class_names
+
+
 @torch.no_grad()
 def evaluate_zero_shot(
     model,
@@ -242,18 +338,7 @@ def evaluate_zero_shot(
     from torch.utils.data import DataLoader
 
     start = time.perf_counter()
-    if up_axis not in ("y", "z", "x"):
-        raise ValueError(f"up_axis must be the dataset's up axis, 'y', 'z' or 'x'; got {up_axis!r}")
-    if "points" not in dataset.column_names or "label" not in dataset.column_names:
-        raise ValueError(f"the dataset needs 'points' and 'label' columns; it has {dataset.column_names}")
-    if class_names is None:
-        label_feature = dataset.features["label"]
-        if not hasattr(label_feature, "names"):
-            raise ValueError("the dataset's 'label' column is not a ClassLabel; pass class_names=[...]")
-        class_names = list(label_feature.names)
-    if max_samples is not None and max_samples < len(dataset):
-        dataset = dataset.shuffle(seed=seed).select(range(max_samples))
-    dataset = dataset.select_columns(["points", "label"]).with_format("numpy")
+    dataset, class_names = _rows_to_score(dataset, class_names, max_samples, seed, up_axis)
 
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
     model.to(device).eval()
@@ -263,21 +348,11 @@ def evaluate_zero_shot(
         class_embeds = class_embeddings(model, class_names, tokenizer, templates)
     if class_embeds.shape[0] != len(class_names):
         raise ValueError(f"class_embeds has {class_embeds.shape[0]} rows; the dataset has {len(class_names)} classes")
-    feature_kwargs = {"num_noise_samples": num_noise_samples, "num_inference_steps": num_inference_steps,
-                      "inference_point_noise_level": inference_point_noise_level,
-                      "purification_rounds": purification_rounds, "purification_keep_input": purification_keep_input}
-    feature_kwargs = {k: v for k, v in feature_kwargs.items() if v is not None}
-    if (purification_rounds or purification_keep_input) and getattr(model.config, "objective", None) == "contrastive":
-        raise ValueError("purification_rounds needs the PointDAE decoder of a Dual Denoising model; this model is the "
-                         "contrastive baseline: leave it out")
-    stochastic = _is_stochastic(model, inference_point_noise_level)
-    if not stochastic:  # the deterministic baseline: K and S mean nothing to it
-        feature_kwargs = {}
-    elif getattr(model.config, "objective", None) == "contrastive":
-        feature_kwargs.pop("num_inference_steps", None)
-    # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defence draws noise)
-    classifier = ZeroShotClassifier(model, class_embeds.to(device), defense=defense, stochastic=stochastic or None,
-                                    **feature_kwargs)
+    classifier = zero_shot_classifier(
+        model, class_embeds.to(device), defense, num_noise_samples=num_noise_samples,
+        num_inference_steps=num_inference_steps, inference_point_noise_level=inference_point_noise_level,
+        purification_rounds=purification_rounds, purification_keep_input=purification_keep_input,
+    )
 
     attacks = dict(attacks or {})
     sweep = sorted({float(e) for e in linf_eps_sweep})
@@ -297,73 +372,20 @@ def evaluate_zero_shot(
     noise_stream, attack_stream = _generator(seed, rank, 0), _generator(seed, rank, 1)
     is_main = accelerator is None or accelerator.is_main_process
 
-    collected: dict[str, list[torch.Tensor]] = defaultdict(list)
-    seconds: dict[str, float] = defaultdict(float)
-    for points, labels in tqdm(loader, desc="zero-shot eval", disable=not (show_progress and is_main), leave=False):
-        points, labels = points.to(device), labels.to(device)
-        tic = time.perf_counter()
-        logits = {"clean": classifier(points, generator=noise_stream)}
-        seconds["clean"] += time.perf_counter() - tic
-        runs = [(name, attack) for name, attack in attacks.items()]
-        runs += [(f"pgd_linf@{eps:g}", attack) for eps, attack in sweep_attacks.items()]
-        for name, attack in runs:
-            tic = time.perf_counter()
-            adversarial = attack(classifier, points, labels, generator=attack_stream)
-            logits[name] = classifier(adversarial, generator=noise_stream)  # fresh draws, not the attack's
-            seconds[name] += time.perf_counter() - tic
-        batch = {"labels": labels, **{k: v.float() for k, v in logits.items()}}
-        if accelerator is not None:
-            batch = accelerator.gather_for_metrics(batch)
-        for key, value in batch.items():
-            collected[key].append(value.cpu())
-
-    if not collected:
-        raise ValueError("the dataset is empty: nothing to evaluate")
-    gathered = {key: torch.cat(values) for key, values in collected.items()}
+    runs = {**attacks, **{f"pgd_linf@{eps:g}": attack for eps, attack in sweep_attacks.items()}}
+    gathered, seconds = collect_logits(classifier, loader, runs, device, (noise_stream, attack_stream), accelerator,
+                                       show_progress and is_main)
     labels = gathered.pop("labels")
-    accuracy_metric, success_metric = load_metric("zero_shot_accuracy"), load_metric("attack_success_rate")
-
-    def accuracy(scores: torch.Tensor) -> dict:
-        result = accuracy_metric.compute(
-            predictions=scores.numpy(), references=labels.numpy(), top_k=top_k, num_classes=len(class_names)
-        )
-        result["per_class_accuracy"] = dict(zip(class_names, result["per_class_accuracy"]))
-        return result
-
-    clean_predictions = gathered["clean"].argmax(dim=1)
-    results: dict[str, Any] = {
-        "num_samples": len(labels),
-        "up_axis": up_axis,
-        "class_names": class_names,
-        "num_points": num_points,
-        "input_points": collate.input_sizes,
-        "objective": getattr(getattr(model, "config", None), "objective", None),
-        "stochastic": classifier.stochastic,
-        "feature_kwargs": feature_kwargs,
-        "logit_scale": classifier.logit_scale,
-        "defense": _describe(defense),
-        "seed": seed,
-        "clean": accuracy(gathered["clean"]),
-        "attacks": {},
-        "pgd_linf_eps_sweep": [],
+    results = summarize_logits(gathered, labels, class_names, top_k, attacks, sweep, sweep_attacks, seconds)
+    feature_kwargs = classifier.feature_kwargs
+    results = {
+        "num_samples": len(labels), "up_axis": up_axis, "class_names": class_names, "num_points": num_points,
+        "input_points": collate.input_sizes, "objective": getattr(getattr(model, "config", None), "objective", None),
+        "stochastic": classifier.stochastic, "feature_kwargs": feature_kwargs, "logit_scale": classifier.logit_scale,
+        "defense": _describe(defense), "seed": seed, **results,
     }
     if unseen_classes:
         results["open_set"] = open_set_metrics(gathered["clean"], labels, class_names, unseen_classes)
-    for name, attack in attacks.items():
-        scores = gathered[name]
-        robust = success_metric.compute(
-            predictions=scores.argmax(dim=1).numpy(), references=labels.numpy(),
-            clean_predictions=clean_predictions.numpy(),
-        )
-        results["attacks"][name] = {"params": attack.params(), **robust, **accuracy(scores), "seconds": seconds[name]}
-    for eps in sweep:
-        if eps == 0:
-            top1 = results["clean"]["top1"]
-        elif eps in sweep_attacks:
-            top1 = accuracy(gathered[f"pgd_linf@{eps:g}"])["top1"]
-        else:
-            top1 = results["attacks"]["pgd_linf"]["top1"]
-        results["pgd_linf_eps_sweep"].append({"eps": eps, "accuracy": top1})
     results["seconds"] = {"total": time.perf_counter() - start, **seconds}
     return results
 
