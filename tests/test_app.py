@@ -153,3 +153,19 @@ def _models(server) -> list[str]:
     if BASELINE in shipped_models() and BASELINE != DEFAULT_MODEL_DIR.name:
         names.append(BASELINE)
     return names
+
+
+def test_every_up_axis_the_page_offers_reads_a_file(server, tmp_path):
+    """The radio's choices are the file axes the page can read (the pipeline's searches, "auto" and "pca", are not
+    offered), and each one classifies through the API."""
+    from gradio_client import Client, handle_file
+
+    demo = server[0]
+    radios = [c for c in demo.config["components"] if c.get("type") == "radio"
+              and c["props"].get("label") == "up axis of the file"]
+    offered = [choice[0] if isinstance(choice, (list, tuple)) else choice for choice in radios[0]["props"]["choices"]]
+    assert offered == ["y", "z", "x"]
+    client, mesh = Client(server[1], verbose=False), handle_file(str(_mesh(tmp_path, "chair")))
+    for axis in offered:
+        _, first, _ = client.predict(mesh, None, axis, "chair, lamp", _models(server)[0], 1, 1, api_name="/classify")
+        assert first["value"]["label"] in ("chair", "lamp")

@@ -108,7 +108,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
     """The Gradio Blocks app comparing `model_names` (default: the shipped default and the plain baseline)."""
     import gradio as gr
 
-    from .pipeline_dual_denoising import UP_AXES
+    from .pipeline_dual_denoising import SEARCHED_UP_AXES, UP_AXES
     from .shipped import DEFAULT_MODEL_DIR, shipped_models
     from .training.recipes import shipped_model_classes
 
@@ -192,7 +192,9 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
             with gr.Column(scale=1):
                 upload = gr.File(label="shape file", elem_id="upload")
                 sample = gr.Dropdown(list(gallery), value=None, label="or a sample", elem_id="sample")
-                up_axis = gr.Radio([a for a in UP_AXES if a != "auto"], value="y", label="up axis of the file")
+                # the axis the file was written in (the page classifies one reading; the search is the pipeline's)
+                up_axis = gr.Radio([a for a in UP_AXES if a not in SEARCHED_UP_AXES], value="y",
+                                   label="up axis of the file")
                 labels = gr.Textbox(default_labels, label="candidate labels (comma-separated)", lines=3)
                 which = gr.Radio(choices, value=choices[-1], label="model")
                 with gr.Row():
