@@ -96,7 +96,7 @@ def test_array_errors(tmp_path):
     with pytest.raises(ValueError, match=r"empty\.npy: the file holds no points"):
         load_points(tmp_path / "empty.npy")
     (tmp_path / "broken.npy").write_bytes(b"not numpy at all")
-    with pytest.raises(ValueError, match=r"broken\.npy: cannot be read"):
+    with pytest.raises(ValueError, match=r"broken\.npy: is not a numpy \.npy file \(it is text"):
         load_points(tmp_path / "broken.npy")
 
 
@@ -174,3 +174,27 @@ def test_missing_and_unsupported_files(tmp_path):
     with pytest.raises(ValueError, match=r"scan\.las: unsupported file extension '.las'; supported: .npy, .npz"):
         load_points(tmp_path / "scan.las")
     assert {".npy", ".npz", ".xyz", ".txt", ".pts", ".ply", ".obj", ".off", ".stl", ".glb"} <= set(SUPPORTED_EXTENSIONS)
+
+
+def test_array_files_are_bounded_and_their_errors_say_what_they_are(tmp_path):
+    import gzip
+
+    from dual_denoising import fileio
+
+    big = tmp_path / "big.npz"
+    np.savez_compressed(big, points=np.zeros((fileio.MAX_POINTS + 1, 3), np.float32))  # a few KB on disk
+    with pytest.raises(ValueError, match=r"holds 5,000,001 points; at most 5,000,000"):
+        fileio.load_points(big)
+    cases = {"text.npy": b"1 2 3\n4 5 6\n", "gzip.npy": gzip.compress(b"1 2 3"), "empty.npy": b""}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(ValueError, match=r"not a numpy \.npy file \(it is text: name it \.xyz"):
+        fileio.load_points(tmp_path / "text.npy")
+    with pytest.raises(ValueError, match="gzip-compressed: decompress it first"):
+        fileio.load_points(tmp_path / "gzip.npy")
+    with pytest.raises(ValueError, match="it is empty"):
+        fileio.load_points(tmp_path / "empty.npy")
+    np.savez(tmp_path / "archive.npz", points=np.ones((10, 3)))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    with pytest.raises(ValueError, match=r"numpy \.npz archive: name it \.npz"):
+        fileio.load_points(tmp_path / "archive.npy")

@@ -30,6 +30,10 @@ MESH_EXTENSIONS = (".ply", ".obj", ".off", ".stl", ".glb")
 SUPPORTED_EXTENSIONS = ARRAY_EXTENSIONS + TEXT_EXTENSIONS + MESH_EXTENSIONS
 ALLOWED_COLUMNS = (3, 6)
 DEFAULT_MESH_SAMPLES = 8192  # ULIP's ShapeNet-55 clouds hold 8192 points
+# the bounds on an input file (the README's inputs table), checked before the data is expanded: a point array's
+# size is read from its header, every other file's from its size on disk
+MAX_POINTS = 5_000_000  # points per cloud (a LiDAR sweep is ~100k-2M); a larger cloud: subsample it first
+MAX_FILE_BYTES = 512 * 2**20  # 512 MiB
 
 
 def load_points(
@@ -63,6 +67,7 @@ def load_points(
         raise FileNotFoundError(f"{path}: no such file")
     if num_points is not None and num_points < 1:
         raise ValueError(f"num_points must be a positive integer or None; got {num_points}")
+    _check_size(path, suffix)
     rng = np.random.default_rng(seed)
     if suffix in MESH_EXTENSIONS:
         points, sampled = _read_mesh(path, num_points or mesh_samples, rng)
@@ -75,6 +80,58 @@ def load_points(
         keep = np.sort(rng.choice(len(points), num_points, replace=False))
         points = points[keep]
     return points
+
+
+def _check_size(path: Path, suffix: str) -> None:
+    """Refuse, before reading, a file over `MAX_FILE_BYTES` or an array of more than `MAX_POINTS` points (from the
+    `.npy` header, or each `.npz` member's: a compressed archive is small on disk and large in memory)."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path}: the file is {size / 2**20:.0f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB are read: "
+                         "subsample the cloud first")
+    shapes = []
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as handle:
+                shapes.append(_npy_shape(handle))
+        elif suffix == ".npz":
+            import zipfile
+
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    if member.endswith(".npy"):
+                        with archive.open(member) as handle:
+                            shapes.append(_npy_shape(handle))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile if suffix == ".npz" else ValueError):
+        return  # not a readable array header: `_read_array` says what is wrong with the file
+    for shape in shapes:
+        if shape and shape[0] > MAX_POINTS:
+            raise ValueError(f"{path}: the array holds {shape[0]:,} points; at most {MAX_POINTS:,} are read: subsample "
+                             "the cloud first")
+
+
+def _array_file_kind(path: Path) -> str:
+    """What an array file is by its first bytes: ".npy", ".npz" (a zip archive), or a description of what else."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(8)
+    except PermissionError:
+        raise ValueError(f"{path}: cannot be read (permission denied); check the file's permissions") from None
+    if start.startswith(b"\x93NUMPY"):
+        return ".npy"
+    if start.startswith(b"PK"):
+        return ".npz"
+    if start.startswith(b"\x1f\x8b"):
+        return "gzip-compressed: decompress it first"
+    if start and all(32 <= b < 127 or b in b"\t\r\n" for b in start):
+        return "text: name it .xyz, .txt or .csv to read it as one point per line"
+    return "something else, with no numpy header" if start else "empty"
+
+
+def _npy_shape(handle) -> tuple[int, ...]:
+    version = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read_header(handle)[0]
 
 
 def _validate(path: Path, points: np.ndarray) -> np.ndarray:
@@ -96,12 +153,16 @@ def _validate(path: Path, points: np.ndarray) -> np.ndarray:
 
 
 def _read_array(path: Path) -> np.ndarray:
+    kind = _array_file_kind(path)
+    if kind != path.suffix.lower():
+        what = {".npy": "a numpy .npy array: name it .npy", ".npz": "a numpy .npz archive: name it .npz"}.get(kind, kind)
+        raise ValueError(f"{path}: is not a numpy {path.suffix} file (it is {what})")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as err:  # numpy raises ValueError/OSError/EOFError/BadZipFile depending on the damage
         # numpy's own message may suggest allow_pickle=True: never do that for a file of unknown origin
         reason = "it holds pickled Python objects, which are not loaded" if "pickle" in str(err) else (
-            "the file is damaged or is not a numpy file")
+            "the file is truncated or damaged")
         raise ValueError(f"{path}: cannot be read as a numpy {path.suffix} array ({reason})") from None
     if isinstance(loaded, np.ndarray):
         return loaded
