@@ -31,9 +31,13 @@ from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot, save_plots, write_markdown_report  # noqa: E402
 from dual_denoising.evaluation.attacks import PGDLinf  # noqa: E402
 from dual_denoising.pipeline_dual_denoising import TASK  # noqa: E402
-from dual_denoising.shipped import DEFAULT_MODEL_DIR, resolve_model, shipped_models  # noqa: E402
+from dual_denoising.shipped import (  # noqa: E402
+    DEFAULT_MODEL_DIR,
+    resolve_model,
+    shipped_model_classes,  # noqa: E402
+    shipped_models,
+)
 from dual_denoising.synth import generate_mesh, save_synthshapes  # noqa: E402
-from dual_denoising.training.recipes import shipped_model_classes  # noqa: E402
 
 SAMPLE_CLASSES = ["airplane", "chair", "stool", "table", "desk", "lamp", "cup", "vase", "guitar", "sofa"]
 DEMO_SEED = 2026  # SynthShapes seed of the demo shapes: the shipped models were trained on seed 0

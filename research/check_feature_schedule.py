@@ -28,8 +28,10 @@ from transformers import AutoTokenizer  # noqa: E402
 from dual_denoising import DualDenoisingConfig, DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples_metadata  # noqa: E402
 from dual_denoising.evaluation import class_embeddings  # noqa: E402
-from dual_denoising.shipped import DEFAULT_MODEL_DIR  # noqa: E402
-from dual_denoising.training.recipes import shipped_model_classes  # noqa: E402
+from dual_denoising.shipped import (
+    DEFAULT_MODEL_DIR,  # noqa: E402
+    shipped_model_classes,  # noqa: E402
+)
 
 
 def readable_accuracy(scheduler, class_embeds: torch.Tensor, draws: int, generator: torch.Generator) -> torch.Tensor:

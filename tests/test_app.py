@@ -83,7 +83,7 @@ def _mesh(tmp_path: Path, name: str = "airplane") -> Path:
 def test_upload_a_ply_and_classify(page, server, tmp_path):
     from transformers import pipeline
 
-    from dual_denoising.training.recipes import shipped_model_classes
+    from dual_denoising.shipped import shipped_model_classes
 
     path = _mesh(tmp_path)
     page.locator("#upload input[type=file]").set_input_files(str(path))

@@ -108,3 +108,17 @@ def test_argument_types_say_what_was_wrong():
         cli.float_list("a,b")
     with pytest.raises(argparse.ArgumentTypeError, match="comma-separated degrees"):
         cli.view_angles("north")
+
+
+def test_listing_the_models_imports_neither_torch_nor_transformers():
+    """`dual-denoising models` and `classes` read the package's folders only, so they answer at once."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.argv = ['dual-denoising']  # as the console script runs it\n"
+            "from dual_denoising import cli\nfor command in ('models', 'classes'):\n"
+            "    assert cli.main([command]) == 0\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]" and "dual-denoising-tiny" in run.stdout

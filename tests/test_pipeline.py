@@ -216,8 +216,8 @@ def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
     from transformers import pipeline as make_pipeline
 
     from dual_denoising.pipeline_dual_denoising import prepare_point_cloud
+    from dual_denoising.shipped import shipped_model_classes
     from dual_denoising.synth import generate_shape
-    from dual_denoising.training.recipes import shipped_model_classes
 
     y_up = np.asarray(generate_shape("airplane", index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
     z_up = y_up[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0])  # the export a Z-up tool makes: (x, y, z) -> (x, -z, y)
@@ -239,8 +239,8 @@ def test_the_default_reads_z_up_exports_right_without_being_told():
     "monitor" when the models silently assumed Y-up."""
     from transformers import pipeline as make_pipeline
 
+    from dual_denoising.shipped import shipped_model_classes
     from dual_denoising.synth import generate_shape
-    from dual_denoising.training.recipes import shipped_model_classes
 
     classifier = make_pipeline("zero-shot-3d-classification")
     classes = shipped_model_classes()
@@ -299,8 +299,8 @@ def test_up_axis_auto_undoes_axis_aligned_turns():
     from transformers import pipeline as make_pipeline
 
     from dual_denoising.orientations import ORIENTATIONS
+    from dual_denoising.shipped import shipped_model_classes
     from dual_denoising.synth import generate_shape
-    from dual_denoising.training.recipes import shipped_model_classes
 
     y_up = np.asarray(generate_shape("airplane", index=0, seed=4242, num_points=2048, views=1)["points"], np.float64)
     classifier = make_pipeline("zero-shot-3d-classification")

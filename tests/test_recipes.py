@@ -12,9 +12,9 @@ import torch
 from dual_denoising.cli import main as cli_main
 from dual_denoising.data import load_triples, load_triples_metadata
 from dual_denoising.point_ops import farthest_point_sample
-from dual_denoising.shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR, shipped_models
+from dual_denoising.shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR, shipped_model_classes, shipped_models
 from dual_denoising.synth import save_synthshapes
-from dual_denoising.training.recipes import choose_default, ensure_resampled, shipped_model_classes
+from dual_denoising.training.recipes import choose_default, ensure_resampled
 
 
 def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):

@@ -109,8 +109,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
     import gradio as gr
 
     from .pipeline_dual_denoising import SEARCHED_UP_AXES, UP_AXES
-    from .shipped import DEFAULT_MODEL_DIR, shipped_models
-    from .training.recipes import shipped_model_classes
+    from .shipped import DEFAULT_MODEL_DIR, shipped_model_classes, shipped_models
 
     if model_names is None:
         model_names = [DEFAULT_MODEL_DIR.name] + ([BASELINE] if BASELINE in shipped_models() and

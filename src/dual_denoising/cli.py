@@ -109,12 +109,12 @@ def add_inference_commands(subparsers) -> None:
         "classes", help="list the classes of the shipped default model",
         description="The classes the shipped default model was trained on (use them as --labels).",
     )
-    classes.set_defaults(func="dual_denoising.commands.inference:run_classes")
+    classes.set_defaults(func="dual_denoising.commands.listing:run_classes", loads_models=False)
     models = subparsers.add_parser(
         "models", help="list the models shipped in the package, by short name",
         description="The models shipped in the package: their short names (for --model), the default marked.",
     )
-    models.set_defaults(func="dual_denoising.commands.inference:run_models")
+    models.set_defaults(func="dual_denoising.commands.listing:run_models", loads_models=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -339,12 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    from transformers.utils import logging as transformers_logging
+    if getattr(args, "loads_models", True):  # a listing reads folders only: no torch, no transformers
+        from transformers.utils import logging as transformers_logging
 
-    from . import register
+        from . import register
 
-    register()  # deferred by `import dual_denoising` under this command line (see the package's docstring)
-    transformers_logging.disable_progress_bar()  # weight-loading bars are noise on a command line
+        register()  # deferred by `import dual_denoising` under this command line (see the package's docstring)
+        transformers_logging.disable_progress_bar()  # weight-loading bars are noise on a command line
     try:
         return int(resolve_command(args.func)(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:

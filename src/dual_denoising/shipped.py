@@ -1,13 +1,16 @@
 """The models shipped inside the package: where they are, which is the task's default, and the one loader that turns a
 short name, a saved folder or a Hub id into a model and its tokenizer, saying in one line what is missing or wrong.
-Core: torch, transformers and the package's own modules only."""
+Core: torch, transformers and the package's own modules only, imported when a model is loaded, so that listing
+the shipped models stays fast."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # The small models shipped in the package, one folder each under pretrained/, addressed by their folder name (a short
 # name such as "dual-denoising-tiny"); pretrained/index.json names the task's default and why it was chosen.
@@ -115,3 +118,12 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
 _default_name = default_model_name()
 # The task's default model (chosen by scripts/build_shipped_models.py; the README's "Shipped models" states the rule).
 DEFAULT_MODEL_DIR = PRETRAINED_DIR / _default_name if _default_name else None
+
+
+def shipped_model_classes() -> list[str]:
+    """The classes the shipped default model was trained on (its candidate labels for SynthShapes)."""
+    meta = DEFAULT_MODEL_DIR / "metadata.json" if DEFAULT_MODEL_DIR is not None else None
+    if meta is None or not meta.is_file():
+        raise FileNotFoundError(f"the shipped default is missing ({meta or PRETRAINED_DIR}); rebuild it with python "
+                                "scripts/build_shipped_models.py")
+    return json.loads(meta.read_text())["classes"]

@@ -13,7 +13,7 @@ from ..fileio import load_points
 from ..inference import embed_point_clouds
 from ..pipeline_dual_denoising import SEARCHED_UP_AXES, TASK, default_up_axis, prepare_point_cloud
 from ..prompts import normalize_labels
-from ..shipped import DEFAULT_MODEL_DIR, load_model_and_tokenizer, shipped_models
+from ..shipped import DEFAULT_MODEL_DIR, load_model_and_tokenizer
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -104,26 +104,6 @@ def run_embed(args: argparse.Namespace) -> int:
                           "embedding": pa.array(list(embeds), type=pa.list_(pa.float32()))})
         pq.write_table(table, out)
         print(f"wrote {embeds.shape} embeddings to {out} (columns: path, embedding)")
-    return 0
-
-
-def run_classes(args: argparse.Namespace) -> int:
-    from ..training.recipes import shipped_model_classes
-
-    print("\n".join(shipped_model_classes()))
-    return 0
-
-
-def run_models(args: argparse.Namespace) -> int:
-    """The shipped models by short name, the default marked, with what each one is."""
-
-
-    for name, folder in shipped_models().items():
-        meta_file = folder / "metadata.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        mark = "*" if DEFAULT_MODEL_DIR is not None and folder == DEFAULT_MODEL_DIR else " "
-        print(f"{mark} {name:<22} {meta.get('summary', '')}")
-    print("(* the default; pass a short name as --model, or resolve_model(name) to pipeline(model=...))")
     return 0
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..data import METADATA_FILE
-from ..shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR
+from ..shipped import PRETRAINED_DIR
 
 # The pretraining budget every variant of the replication table gets: same data, teacher, steps and schedule.
 DEFAULT_BUDGET = {
@@ -315,13 +315,3 @@ def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS) -> tu
                    "robust), so the method is the default")
         pick = method
     return pick, reason
-
-
-def shipped_model_classes() -> list[str]:
-    """The classes the shipped default model was trained on (its candidate labels for SynthShapes)."""
-    meta = DEFAULT_MODEL_DIR / "metadata.json"
-    if not meta.is_file():
-        raise FileNotFoundError(
-            f"the shipped default is missing ({meta}); rebuild it with python scripts/build_shipped_models.py"
-        )
-    return json.loads(meta.read_text())["classes"]
