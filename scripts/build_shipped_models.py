@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(SUMMARIES), default=None,
                         help="rebuild these shipped models only (default: all); the others stay as shipped, and "
                         "their shipped evaluation rows take part in the choice of the default")
+    parser.add_argument("--table", type=Path, default=None,
+                        help="the test table's JSON (default: WORK_DIR/tables/shipped.json; a rerun resumes it)")
     parser.add_argument("--pack-only", choices=list(SUMMARIES), default=None,
                         help="pack this model only (the default's reason is rewritten too); the others stay")
     args = parser.parse_args()
@@ -138,7 +140,7 @@ def main() -> None:
     runs |= train(work, {name: pretrain_command(work, name, scans) for name in names if name in SCAN_MODELS},
                   args.jobs)
 
-    table = work / "tables" / "shipped.json"
+    table = args.table or work / "tables" / "shipped.json"
     command = [sys.executable, str(RESEARCH / "robustness_budgets.py"), "--work-dir", str(work), "--out", str(table),
                "--robust-samples", "256", "--eps", str(EPS)]
     command += [a for name, out in runs.items() for a in ("--model", f"{name}={out}")]
