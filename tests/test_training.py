@@ -201,9 +201,9 @@ def test_final_folder_is_self_contained(reference_run):
     # the Hub has no 3D classification pipeline tag; a text task's tag would mislabel the model
     assert "pipeline_tag" not in front_matter
     results = json.loads((reference_run / T.TRAIN_RESULTS_FILE).read_text())
-    for key in ("accuracy", "seen_accuracy", "unseen_accuracy"):
-        assert 0.0 <= results["eval"][key] <= 1.0, key
-    assert results["eval"]["num_seen_samples"] == 3 and results["eval"]["num_unseen_samples"] == 1
+    assert 0.0 <= results["eval"]["accuracy"] <= 1.0 and results["eval"]["num_samples"] == 4
+    # trained on every class: the dataset's unseen classes were seen, so no open-set figures
+    assert "unseen_accuracy" not in results["eval"] and "seen_accuracy" not in results["eval"]
     assert "teacher text tower" in results["eval"]["class_embeds_source"]
     assert f"{100 * results['eval']['accuracy']:.1f}%" in card
 
@@ -487,10 +487,17 @@ def test_validation_shapes_are_carved_out_and_scored(workspace, tmp_path):
 
 def test_seen_filter_drops_the_unseen_rows(workspace, tmp_path):
     output_dir = tmp_path / "run"
-    T.pretrain(T.parse_args(pretrain_argv(workspace, output_dir, "--train_on_seen_classes", "--max_train_steps", "12",
-                                          "--eval_split", "none", "--debug_log_samples")))
+    results = T.pretrain(T.parse_args(pretrain_argv(workspace, output_dir, "--train_on_seen_classes",
+                                                    "--max_train_steps", "12", "--debug_log_samples")))
     trained_on = logged_shape_ids(output_dir)
     assert {shape.rsplit("_", 1)[0] for shape in trained_on} == set(SEEN)
+    # the open-set figures of the test split (every name a candidate; the unseen among the unseen names; H)
+    figures = results["eval"]
+    assert figures["num_seen_samples"] == 3 and figures["num_unseen_samples"] == 1
+    for key in ("seen_accuracy", "unseen_accuracy", "unseen_only_accuracy", "harmonic_mean"):
+        low, high = figures[f"{key}_interval"]
+        assert 0.0 <= low <= figures[key] <= high <= 1.0, key
+    assert figures["unseen_only_accuracy"] == 1.0  # one unseen class: it is the only candidate
 
 
 def test_orientation_augmentation_turns_each_cloud_by_one_of_the_24(workspace, tmp_path):

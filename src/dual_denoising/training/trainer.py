@@ -297,8 +297,8 @@ def make_evaluation(
         return None
     return ZeroShotEvaluation(
         split, class_embeds.float().cpu(), source,
-        [c for c in metadata.get("seen_classes") or [] if c in split.features["label"].names],
-        [c for c in metadata.get("unseen_classes") or [] if c in split.features["label"].names],
+        *([c for c in metadata.get(key) or [] if c in split.features["label"].names] if args.train_on_seen_classes
+          else [] for key in ("seen_classes", "unseen_classes")),  # a run on every class has no unseen class
     )
 
 
