@@ -58,6 +58,22 @@ def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def tiny_teacher(words: list[str], projection_dim: int = 64, vocab_size: int = 300):
+    """A tiny CLIP teacher whose text tower agrees with a BPE tokenizer trained on `a 3d model of a WORD.` captions:
+    `(CLIPModel, tokenizer)`, seeded."""
+    from dual_denoising.teacher import train_caption_tokenizer
+
+    tokenizer = train_caption_tokenizer([f"a 3d model of a {w}." for w in words] * 4, vocab_size=vocab_size,
+                                        model_max_length=16)
+    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                  patch_size=8)
+    torch.manual_seed(0)
+    return CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)), tokenizer
+
+
 def tiny_clip(tmp_path, projection_dim: int = 64) -> str:
     config = CLIPConfig(
         text_config=dict(vocab_size=99, hidden_size=32, intermediate_size=64, num_hidden_layers=2,

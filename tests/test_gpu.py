@@ -13,15 +13,14 @@ import os
 import numpy as np
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPModel, pipeline
+from transformers import pipeline
 
 import dual_denoising  # noqa: F401  (registers the task)
 from dual_denoising import DualDenoisingModel
 from dual_denoising.evaluation.attacks import PGDL2, PGDLinf, PointAdd, SaliencyDrop, ZeroShotClassifier
 from dual_denoising.pipeline_dual_denoising import TASK, ZeroShot3DClassificationPipeline
-from dual_denoising.teacher import train_caption_tokenizer
 
-from .conftest import seeded, tester
+from .conftest import seeded, tester, tiny_teacher
 
 DEVICE = os.environ.get("DD_TEST_DEVICE", "cuda")
 TOLERANCE = 2e-4  # float32, unit-norm embeddings: the largest absolute difference allowed per coordinate
@@ -113,15 +112,7 @@ def test_attacks_run_on_the_device(attack):
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     """A tiny self-contained folder (text tower + tokenizer), saved through the pipeline."""
-    tokenizer = train_caption_tokenizer([f"a 3d model of a {w}." for w in LABELS] * 4, vocab_size=200,
-                                        model_max_length=16)
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
-                  patch_size=8)
-    torch.manual_seed(0)
-    teacher = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=tester.embed_dim))
+    teacher, tokenizer = tiny_teacher(LABELS, projection_dim=tester.embed_dim, vocab_size=200)
     model = DualDenoisingModel.from_teacher(teacher, tester.get_config()).eval()
     path = tmp_path_factory.mktemp("gpu") / "model"
     ZeroShot3DClassificationPipeline(model=model, tokenizer=tokenizer).save_pretrained(path)

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPModel, pipeline
+from transformers import pipeline
 
 import dual_denoising  # noqa: F401  (registers the task)
 from dual_denoising import DualDenoisingModel, resolve_model
@@ -19,9 +19,8 @@ from dual_denoising.cli import main as cli_main
 from dual_denoising.inference import cosine_top_k, embed_point_clouds
 from dual_denoising.pipeline_dual_denoising import TASK, ZeroShot3DClassificationPipeline
 from dual_denoising.prompts import encode_class_names
-from dual_denoising.teacher import train_caption_tokenizer
 
-from .conftest import tester
+from .conftest import tester, tiny_teacher
 
 LABELS = ["chair", "table", "lamp", "night_stand"]
 
@@ -30,17 +29,8 @@ LABELS = ["chair", "table", "lamp", "night_stand"]
 def saved_model(tmp_path_factory):
     """A tiny model with a consistent tiny teacher (text tower + BPE tokenizer), saved through the pipeline."""
     tmp = tmp_path_factory.mktemp("pipe")
-    tokenizer = train_caption_tokenizer(
-        [f"a 3d model of a {w}." for w in ["chair", "table", "lamp", "night stand", "sofa", "cup"]] * 4,
-        vocab_size=300, model_max_length=16,
-    )
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
-                  patch_size=8)
-    torch.manual_seed(0)
-    teacher = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=tester.embed_dim))
+    teacher, tokenizer = tiny_teacher(["chair", "table", "lamp", "night stand", "sofa", "cup"],
+                                      projection_dim=tester.embed_dim)
     model = DualDenoisingModel.from_teacher(teacher, tester.get_config()).eval()
     path = tmp / "model"
     ZeroShot3DClassificationPipeline(model=model, tokenizer=tokenizer).save_pretrained(path)

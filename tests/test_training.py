@@ -18,7 +18,7 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 from safetensors.torch import load_file
-from transformers import CLIPConfig, CLIPModel, CLIPProcessor, get_scheduler, pipeline
+from transformers import CLIPProcessor, get_scheduler, pipeline
 
 from dual_denoising import (
     DualDenoisingModel,  # also registers the zero-shot-3d-classification task
@@ -27,10 +27,10 @@ from dual_denoising import (
 from dual_denoising import training as T
 from dual_denoising.data import load_triples, save_triples, triples_features
 from dual_denoising.synth import build_synthshapes
-from dual_denoising.teacher import build_image_processor, train_caption_tokenizer
+from dual_denoising.teacher import build_image_processor
 from dual_denoising.training import card as model_card_module
 
-from .conftest import tester, tiny_clip
+from .conftest import tester, tiny_clip, tiny_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "pretrain.py"
@@ -73,17 +73,9 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     """A SynthShapes folder with precomputed embeddings, a tiny teacher (CLIP + tokenizer + image processor whose ids
     agree with the text config) and a tiny model config."""
     root = tmp_path_factory.mktemp("pretrain")
-    tokenizer = train_caption_tokenizer(
-        [f"a 3d model of a {w}." for w in CLASSES + ["sofa", "bed"]] * 4, vocab_size=300, model_max_length=16
-    )
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
-                  patch_size=8)
-    torch.manual_seed(0)
+    model, tokenizer = tiny_teacher(CLASSES + ["sofa", "bed"], projection_dim=EMBED_DIM)
     teacher = root / "teacher"
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=EMBED_DIM)).save_pretrained(teacher)
+    model.save_pretrained(teacher)
     image_processor = build_image_processor(16, [0.5] * 3, [0.25] * 3)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(teacher)
     config = root / "config"
