@@ -2,7 +2,7 @@
 the CPU under the same seed. Skipped without CUDA; `benchmarks/gpu_check.py` runs them on a GPU, and in its CPU
 smoke mode (`DD_TEST_DEVICE=cpu`, in CI) on the CPU against itself, so that the tests cannot rot.
 
-Noise is drawn on the generator's device (`DualDenoisingModel._randn`), so a CPU generator gives the same draws
+Noise is drawn on the generator's device (`scheduling_dual_denoising.randn_tensor`), so a CPU generator gives the same draws
 whatever the model's device, and float32 results agree up to the kernels' rounding (TF32 is switched off here).
 """
 

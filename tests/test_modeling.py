@@ -530,3 +530,78 @@ def test_contrastive_smoothing_averages_noisy_copies():
     torch.testing.assert_close(smooth.norm(dim=-1), torch.ones(tester.batch_size))
     torch.testing.assert_close(smooth, model.get_point_features(points, num_noise_samples=4,
                                                                 inference_point_noise_level=500, generator=seeded(0)))
+
+
+def test_contrastive_head_adds_its_infonce_against_the_feature_targets():
+    inputs = tester.get_inputs()
+    torch.manual_seed(0)
+    plain = DualDenoisingModel(tester.get_config())
+    assert not hasattr(plain, "projection") and plain(**inputs, generator=seeded()).head_loss is None
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(contrastive_head_weight=0.5))
+    out = model(**inputs, generator=seeded())
+    F = torch.nn.functional
+    head = F.normalize(model._pool_and_project(out.last_hidden_state).float(), dim=-1)
+    logits = model.logit_scale.exp() * head @ F.normalize(out.target_features, dim=-1).T
+    labels = torch.arange(logits.shape[0])
+    expected = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    torch.testing.assert_close(out.head_loss, expected)
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + out.feature_loss + 0.5 * expected)
+    out.head_loss.backward()
+    assert model.projection.weight.grad.abs().sum() > 0 and _encoder_gradient(model) > 0
+
+
+def test_readouts_head_fusion_and_the_sdedit_start():
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config(contrastive_head_weight=1.0)).eval()
+    points = tester.get_inputs()["points"].requires_grad_(True)
+    F = torch.nn.functional
+    head = model.get_point_features(points, readout="head")
+    torch.testing.assert_close(head, F.normalize(model._pool_and_project(model.encode(points)[-1]), dim=-1))
+    denoised = model.get_point_features(points, 2, 1, generator=seeded(1))
+    fused = model.get_point_features(points, 2, 1, generator=seeded(1), readout="fusion", fusion_weight=0.3)
+    torch.testing.assert_close(fused, F.normalize(0.3 * head + 0.7 * denoised, dim=-1))
+    # the weight's ends are the two readouts
+    torch.testing.assert_close(model.get_point_features(points, 2, 1, generator=seeded(1), readout="fusion",
+                                                        fusion_weight=1.0), head)
+    # SDEdit: the chains start from the head's embedding noised to t*, then t* -> 0 in S steps
+    assert model.scheduler.set_timesteps(1, start_timestep=200).tolist() == [200]
+    assert model.scheduler.set_timesteps(2, start_timestep=199).tolist() == [199, 99]
+    start = model.get_point_features(points, 2, 1, generator=seeded(1), start_timestep=200)
+    assert not torch.allclose(start, denoised)
+    torch.testing.assert_close(start, model.get_point_features(points, 2, 1, generator=seeded(1), start_timestep=200))
+    assert not torch.allclose(start, model.get_point_features(points, 2, 1, generator=seeded(2), start_timestep=200))
+    generator = seeded(1)  # by hand: one DDIM step (x0 prediction) from sqrt(abar) sqrt(D) head + sqrt(1 - abar) eps
+    hidden = model.encode(points)
+    origin = (tester.embed_dim ** 0.5) * F.normalize(model._pool_and_project(hidden[-1]), dim=-1).repeat_interleave(2, 0)
+    sample = model.scheduler.add_noise(origin, torch.randn(origin.shape, generator=generator), torch.full((6,), 200))
+    x0 = model.denoiser(sample, torch.full((6,), 200), model.denoiser.project_context(hidden))
+    expected = F.normalize(F.normalize(x0, dim=-1).reshape(3, 2, -1).mean(1), dim=-1)
+    torch.testing.assert_close(start, expected)
+    for features in (fused, start):  # differentiable with respect to the input
+        (grad,) = torch.autograd.grad(features.sum(), points, retain_graph=True)
+        assert grad.abs().sum() > 0
+    # -1 is pure noise: the paper's sampling
+    torch.testing.assert_close(model.get_point_features(points, 2, 1, generator=seeded(1), start_timestep=-1), denoised)
+
+
+def test_readout_fields_round_trip_and_need_the_head(tmp_path):
+    config = tester.get_config(contrastive_head_weight=0.25, zero_shot_readout="fusion", readout_fusion_weight=0.7,
+                               denoiser_start_timestep=300)
+    torch.manual_seed(0)
+    model = DualDenoisingModel(config).eval()
+    model.save_pretrained(tmp_path)
+    loaded = DualDenoisingModel.from_pretrained(tmp_path).eval()
+    for name in ("contrastive_head_weight", "zero_shot_readout", "readout_fusion_weight", "denoiser_start_timestep"):
+        assert getattr(loaded.config, name) == getattr(config, name)
+    points = tester.get_inputs()["points"]
+    torch.testing.assert_close(loaded.get_point_features(points, generator=seeded(0)),
+                               model.get_point_features(points, generator=seeded(0)))
+    with pytest.raises(Exception, match="contrastive_head_weight > 0"):
+        tester.get_config(zero_shot_readout="head")
+    with pytest.raises(Exception, match="denoiser_start_timestep must be None or in"):
+        tester.get_config(contrastive_head_weight=1.0, denoiser_start_timestep=1000)
+    with pytest.raises(ValueError, match="read the contrastive head"):
+        DualDenoisingModel(tester.get_config()).get_point_features(points, readout="fusion")
+    with pytest.raises(ValueError, match="readout must be one of"):
+        model.get_point_features(points, readout="x0")

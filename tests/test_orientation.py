@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from dual_denoising import DualDenoisingModel
-from dual_denoising.modeling_dual_denoising import NUM_ORIENTATIONS
-from dual_denoising.orientations import ORIENTATIONS
+from dual_denoising.orientations import NUM_ORIENTATIONS, ORIENTATIONS
 from dual_denoising.point_ops import normalize_to_unit_sphere
 from dual_denoising.training import fit_orientation_head, turn_to
 

@@ -123,3 +123,26 @@ def test_the_stop_gradient_arms_differ_in_gamma():
     arms = {name: update_config(preset, overrides).to_dict() for name, overrides in module.STOP_GRADIENT_ARMS.items()}
     assert arms["on"]["denoiser_context_grad_scale"] == 0.0 and arms["off"]["denoiser_context_grad_scale"] == 1.0
     assert {k for k in arms["on"] if arms["on"][k] != arms["off"][k]} == {"denoiser_context_grad_scale"}
+
+
+def test_open_set_runs_are_pretrain_commands_on_the_seen_classes():
+    """Every open-set row is a `dual-denoising pretrain` command a user can repeat: the recipe, the seen filter, the
+    target and the split; split 2's classes were seen in split 1."""
+    sys.path.insert(0, str(ROOT / "research"))
+    import open_set
+
+    from dual_denoising.training import arguments
+
+    assert open_set.parse_run("dd-head-image-2400-split2") == {"model": "dd-head", "target": "image", "steps": 2400,
+                                                                "split": 2}
+    command = open_set.pretrain_command(Path("w"), "dd-head-text-split2")
+    assert command[1:4] == ["-m", "dual_denoising.cli", "pretrain"]
+    args = arguments.parse_args(command[4:])
+    assert args.train_on_seen_classes and args.max_train_steps == 800 and args.unseen_classes == open_set.SPLIT_2
+    assert json.loads(args.config_overrides) == {"feature_target": "text", "contrastive_head_weight": 1.0}
+    assert args.objective == "dual_denoising" and args.validation_per_class == 16
+    from dual_denoising.synth.classes import DEFAULT_UNSEEN_CLASSES
+
+    assert not set(open_set.SPLIT_2.split(",")) & set(DEFAULT_UNSEEN_CLASSES)
+    assert open_set.readout_options("fusion:0.25") == {"readout": "fusion", "fusion_weight": 0.25}
+    assert open_set.readout_options("start:250") == {"readout": "denoiser", "start_timestep": 250}

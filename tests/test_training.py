@@ -492,6 +492,22 @@ def test_seen_filter_drops_the_unseen_rows(workspace, tmp_path):
     assert figures["unseen_only_accuracy"] == 1.0  # one unseen class: it is the only candidate
 
 
+def test_unseen_classes_option_holds_out_the_named_classes(workspace, tmp_path):
+    """A split of the user's own (`--unseen_classes`) replaces the metadata's: those classes are never trained on,
+    the open-set figures and train_results name them; an unknown name is refused."""
+    held_out = [c for c in SEEN][:2]
+    output_dir = tmp_path / "run"
+    results = T.pretrain(T.parse_args(pretrain_argv(workspace, output_dir, "--train_on_seen_classes", "--unseen_classes",
+                                                    ",".join(held_out), "--max_train_steps", "6",
+                                                    "--debug_log_samples")))
+    assert {shape.rsplit("_", 1)[0] for shape in logged_shape_ids(output_dir)} == set(CLASSES) - set(held_out)
+    assert results["data"]["unseen_classes"] == sorted(held_out, key=CLASSES.index)
+    assert results["eval"]["num_unseen_samples"] == 2 and results["eval"]["num_seen_samples"] == 2
+    with pytest.raises(ValueError, match="not classes of"):
+        T.pretrain(T.parse_args(pretrain_argv(workspace, tmp_path / "bad", "--train_on_seen_classes",
+                                              "--unseen_classes", "teapot", "--max_train_steps", "1")))
+
+
 def test_orientation_augmentation_turns_each_cloud_by_one_of_the_24(workspace, tmp_path):
     from dual_denoising.orientations import ORIENTATIONS
 

@@ -154,6 +154,17 @@ def add_evaluate_command(subparsers) -> None:
     parser.add_argument("--purification-keep-input", action=argparse.BooleanOptionalAction, default=None,
                         help="with purification, average the embeddings of the cloud as given and of the purified "
                         "cloud (default: the model's)")
+    parser.add_argument("--readout", choices=["denoiser", "head", "fusion"], default=None,
+                        help="Dual Denoising models with a contrastive head: read the embedding from the denoiser, "
+                        "the head or their fusion (default: the model's)")
+    parser.add_argument("--fusion-weight", type=float, default=None, metavar="W",
+                        help="the head's share in --readout fusion (default: the model's)")
+    parser.add_argument("--start-timestep", type=int, default=None, metavar="T",
+                        help="start the denoiser from the head's embedding noised to T instead of pure noise; -1 = "
+                        "pure noise (default: the model's)")
+    parser.add_argument("--unseen-classes", default=None, metavar="A,B",
+                        help="the classes the model was not trained on, for the open-set figures (default: the "
+                        "dataset metadata's unseen_classes)")
     parser.add_argument("--linf-eps-sweep", type=float_list, default=float_list(DEFAULT_EPS_SWEEP), metavar="E1,E2",
                         help=f"PGD-Linf radii for the accuracy-against-epsilon plot (default: {DEFAULT_EPS_SWEEP})")
     parser.add_argument("--defense", choices=["none", *DEFENSES], default="none",

@@ -8,6 +8,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 OBJECTIVES = ("dual_denoising", "contrastive")
 TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
+READOUTS = ("denoiser", "head", "fusion")  # where get_point_features reads the 3D embedding
 
 
 @strict
@@ -160,6 +161,18 @@ class DualDenoisingConfig(PreTrainedConfig):
             objective (MSE only). A departure measured in docs/design.md section 12: it speeds learning at the
             baseline's budget (the x0 estimate gets a class-discriminative gradient at every tau, not only where
             z_tau is unreadable).
+        contrastive_head_weight: Dual Denoising only: > 0 adds ULIP's contrastive head on the encoder (pooled
+            `[CLS ; max]` -> linear to D) trained with this weight times its symmetric InfoNCE against the feature
+            targets, beside PointDAE and the denoiser (CoCa's and ReCon's split: a contrastive embedding for open-
+            vocabulary transfer next to the generative branch; docs/open-set.md). 0: no head (the paper's model).
+        zero_shot_readout: where `get_point_features` reads the embedding: `"denoiser"` (the x0 estimate),
+            `"head"` (the contrastive head; needs `contrastive_head_weight` > 0) or `"fusion"` (both, weighed by
+            `readout_fusion_weight`).
+        readout_fusion_weight: the head's share in `"fusion"`: `normalize(w * head + (1 - w) * denoiser)`, each part
+            normalised first (chosen on seen validation shapes; docs/open-set.md).
+        denoiser_start_timestep: None starts every chain from pure noise at T_f - 1 (the paper); t* starts it from the
+            contrastive head's embedding noised to t* (SDEdit, arXiv 2108.01073): small t* keeps the head's answer,
+            large t* hands more of it to the denoiser. Needs the head.
         logit_scale_init_value: log of the zero-shot logit scale (CLIP's 1/0.07) when no teacher provides one.
         shared_text_weights: set only on the models shipped inside the package, which store the teacher's frozen text
             tower once: the name of a file in `shared/` beside the model folder (content-addressed,
@@ -208,6 +221,10 @@ class DualDenoisingConfig(PreTrainedConfig):
     lambda_rec: float | int = 1.0
     lambda_feat: float | int = 1.0
     feature_contrastive_weight: float | int = 0.0
+    contrastive_head_weight: float | int = 0.0
+    zero_shot_readout: str = "denoiser"
+    readout_fusion_weight: float | int = 0.5
+    denoiser_start_timestep: int | None = None
     logit_scale_init_value: float | int = 2.6592
     shared_text_weights: str | None = None
 
@@ -226,6 +243,7 @@ class DualDenoisingConfig(PreTrainedConfig):
             "feature_beta_schedule": ("squaredcos_cap_v2", "linear"),
             "feature_prediction_type": ("sample", "epsilon"),
             "feature_timestep_sampling": TIMESTEP_SAMPLINGS,
+            "zero_shot_readout": READOUTS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -262,6 +280,18 @@ class DualDenoisingConfig(PreTrainedConfig):
             )
         if self.purification_rounds and self.objective != "dual_denoising":
             raise ValueError("purification_rounds needs the PointDAE decoder, which only objective='dual_denoising' has")
+        if self.contrastive_head_weight < 0 or not 0 <= self.readout_fusion_weight <= 1:
+            raise ValueError(f"contrastive_head_weight must be >= 0 and readout_fusion_weight in [0, 1]; got "
+                             f"{self.contrastive_head_weight} and {self.readout_fusion_weight}")
+        uses_head = self.zero_shot_readout != "denoiser" or self.denoiser_start_timestep is not None
+        if self.objective == "dual_denoising" and uses_head and not self.contrastive_head_weight:
+            raise ValueError(f"zero_shot_readout={self.zero_shot_readout!r} and denoiser_start_timestep="
+                             f"{self.denoiser_start_timestep} read the contrastive head: set contrastive_head_weight > 0 "
+                             "(and train it), or use zero_shot_readout='denoiser' with denoiser_start_timestep=None")
+        start = self.denoiser_start_timestep
+        if start is not None and not 0 <= start < self.feature_num_train_timesteps:
+            raise ValueError(f"denoiser_start_timestep must be None or in [0, {self.feature_num_train_timesteps}); "
+                             f"got {start}")
         if not 0 <= self.mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in [0, 1); got {self.mask_ratio}")
         if self.num_noise_samples < 1 or not 1 <= self.num_inference_steps <= self.feature_num_train_timesteps:

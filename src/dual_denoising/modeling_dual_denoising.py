@@ -29,12 +29,20 @@ from transformers.modeling_utils import load_state_dict
 from transformers.utils import ModelOutput
 
 from .configuration_dual_denoising import (
+    READOUTS,
     DualDenoisingConfig,
     DualDenoisingDenoiserConfig,
     DualDenoisingPointConfig,
 )
+from .orientations import DualDenoisingOrientationHead
 from .point_ops import chamfer_distance, check_points, farthest_point_sample, gather_points, group_points
-from .scheduling_dual_denoising import DualDenoisingFeatureScheduler, DualDenoisingPointNoiseSchedule
+from .scheduling_dual_denoising import (
+    DualDenoisingFeatureScheduler,
+    DualDenoisingPointNoiseSchedule,
+    rand_tensor,
+    randint_tensor,
+    randn_tensor,
+)
 
 # beside the package's shipped model folders: the weights they share (`training.recipes.share_text_weights`)
 SHARED_WEIGHTS_FOLDER = "shared"
@@ -55,6 +63,8 @@ class DualDenoisingModelOutput(ModelOutput):
         feature_loss: `()`, MSE of the denoiser's prediction (x0 or noise) against its target.
         contrastive_loss: `()`, ULIP's symmetric InfoNCE against image and text embeddings (the baseline), or the
             method's auxiliary InfoNCE on its x0 estimate (when `feature_contrastive_weight` > 0; else None).
+        head_loss: `()`, the method's contrastive head's InfoNCE against the feature targets (when
+            `contrastive_head_weight` > 0; else None).
         point_embeds: `(B, D)`, L2-normalised 3D embedding: the denoiser's x0 estimate at the sampled timestep
             (Dual Denoising) or the projected pooled tokens (baseline). For inference use `get_point_features`.
         predicted_patches: `(B, G, k, 3)`, decoder output: clean patches relative to the noisy centres.
@@ -73,6 +83,7 @@ class DualDenoisingModelOutput(ModelOutput):
     reconstruction_loss: torch.FloatTensor | None = None
     feature_loss: torch.FloatTensor | None = None
     contrastive_loss: torch.FloatTensor | None = None
+    head_loss: torch.FloatTensor | None = None
     point_embeds: torch.FloatTensor | None = None
     predicted_patches: torch.FloatTensor | None = None
     target_patches: torch.FloatTensor | None = None
@@ -86,7 +97,7 @@ class DualDenoisingModelOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The noise schedules live in scheduling_dual_denoising.py; the gradient scale on the denoiser's context is here
+# Layers (the noise schedules are in scheduling_dual_denoising.py)
 # ----------------------------------------------------------------------------------------------------------------------
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """`x` in the forward pass; its gradient times `scale` in the backward pass (0 = `x.detach()`, 1 = `x`)."""
@@ -97,9 +108,6 @@ def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     return x.detach() + scale * (x - x.detach())
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Layers
-# ----------------------------------------------------------------------------------------------------------------------
 class DualDenoisingDropPath(nn.Module):
     """Stochastic depth: drops the residual branch of whole samples with probability `drop_prob` in training."""
 
@@ -266,31 +274,6 @@ class DualDenoisingPointDecoder(nn.Module):
         return self.head(self.norm(tokens)).reshape(batch_size, num_groups, -1, 3)  # (B, G, k, 3)
 
 
-# The 24 proper rotations that map axes to axes (`orientations.ORIENTATIONS`, index 0 the identity).
-NUM_ORIENTATIONS = 24
-
-
-class DualDenoisingOrientationHead(nn.Module):
-    """Which of the 24 axis-aligned rotations turns a cloud upright: every encoder block's states `(B, 1 + G, W)` ->
-    LayerNorm (no parameters, so fitting can cache the pooled features) -> `[CLS ; max ; mean]`, concatenated over the
-    L blocks `(B, 3 W L)` -> MLP (2W hidden) -> `(B, 24)`. Fitted on the frozen encoder after pretraining
-    (`training.fit_orientation_head`); `up_axis="auto"` reads it."""
-
-    def __init__(self, config: DualDenoisingPointConfig):
-        super().__init__()
-        width = config.hidden_size
-        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps, elementwise_affine=False)
-        self.mlp = nn.Sequential(nn.Linear(3 * width * config.num_hidden_layers, 2 * width), nn.GELU(),
-                                 nn.Linear(2 * width, NUM_ORIENTATIONS))
-
-    def pool(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        normed = [self.norm(hidden) for hidden in hidden_states]
-        return torch.cat([p for h in normed for p in (h[:, 0], h[:, 1:].amax(dim=1), h[:, 1:].mean(dim=1))], dim=-1)
-
-    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return self.mlp(self.pool(hidden_states))
-
-
 class DualDenoisingTimestepEmbedding(nn.Module):
     """Sinusoidal embedding of the diffusion timestep, then MLP(W -> W -> W)."""
 
@@ -440,7 +423,8 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             self.denoiser = DualDenoisingFeatureDenoiser(
                 config.denoiser_config, config.embed_dim, width, point_config.num_hidden_layers
             )
-        else:  # ULIP: pooled [CLS ; max over groups] -> linear to D
+        if config.objective == "contrastive" or config.contrastive_head_weight > 0:
+            # ULIP's head: pooled [CLS ; max over groups] -> linear to D (the method's optional contrastive head)
             self.final_norm = nn.LayerNorm(width, eps=point_config.layer_norm_eps)
             self.projection = nn.Linear(2 * width, config.embed_dim)
         # optional: predicts the rotation that turns a cloud upright (`get_orientation_logits`)
@@ -569,23 +553,6 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             output.hidden_states = None
         return output if return_dict else output.to_tuple()
 
-    def _randn(self, shape, like: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None):
-        """Gaussian noise drawn on the generator's device (so a seed gives the same draw on CPU and GPU). With a list
-        of generators (one per cloud, as diffusers pipelines take them), each draws its cloud's contiguous rows."""
-        if isinstance(generator, (list, tuple)):
-            rows = shape[0] // len(generator)
-            return torch.cat([self._randn((rows, *shape[1:]), like, g) for g in generator])
-        device = generator.device if generator is not None else like.device
-        return torch.randn(shape, generator=generator, device=device, dtype=torch.float32).to(like.device, like.dtype)
-
-    def _randint(self, high: int, shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        device = generator.device if generator is not None else like.device
-        return torch.randint(high, shape, generator=generator, device=device).to(like.device)
-
-    def _rand(self, shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        device = generator.device if generator is not None else like.device
-        return torch.rand(shape, generator=generator, device=device).to(like.device)
-
     def sample_feature_timesteps(
         self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> torch.Tensor:
@@ -599,9 +566,9 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
 
     def _point_timesteps(self, batch_size: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """PointDAE's noise levels `(B,)`: t ~ U{0..T-1}, a share `point_noise_clean_prob` of the clouds at t = 0."""
-        t = self._randint(self.config.point_noise_steps, (batch_size,), like, generator)
+        t = randint_tensor(self.config.point_noise_steps, (batch_size,), like, generator)
         if self.config.point_noise_clean_prob > 0:
-            clean = self._rand(batch_size, like, generator) < self.config.point_noise_clean_prob
+            clean = rand_tensor(batch_size, like, generator) < self.config.point_noise_clean_prob
             t = torch.where(clean, torch.zeros_like(t), t)
         return t
 
@@ -609,7 +576,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         """`(B, D)` as is; `(B, V, D)` -> one of the V rows per sample, drawn at random."""
         if embeds.dim() == 2:
             return embeds
-        choice = self._randint(embeds.shape[1], (embeds.shape[0],), embeds, generator)
+        choice = randint_tensor(embeds.shape[1], (embeds.shape[0],), embeds, generator)
         return embeds[torch.arange(embeds.shape[0], device=embeds.device), choice]
 
     def _feature_target(self, image_embeds, text_embeds, generator) -> torch.Tensor:
@@ -631,7 +598,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         batch_size = points.shape[0]
         # (1) Upper branch, corruption (paper Fig. 1): x_t = x_0 + sigma_t eps, t ~ U{0..T-1} per cloud
         t = self._point_timesteps(batch_size, points, generator)
-        noisy = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
+        noisy = self.point_noise.add_noise(points, randn_tensor(points[..., :3].shape, points, generator), t)
         # (2) Tokenisation (paper Fig. 3): FPS on the clean cloud; clean and noisy centres at the same indices;
         # kNN around c_t in x_t (noisy patches) and around c_0 in x_0 (clean patches)
         center_indices = farthest_point_sample(points, point_config.num_groups)  # (B, G)
@@ -644,7 +611,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         visible = None
         if config.mask_ratio > 0:  # Point-MAE: the encoder sees a random subset of the groups
             num_visible = point_config.num_groups - int(config.mask_ratio * point_config.num_groups)
-            scores = self._rand((batch_size, point_config.num_groups), points, generator)
+            scores = rand_tensor((batch_size, point_config.num_groups), points, generator)
             keep = scores.argsort(dim=1)[:, :num_visible]
             visible = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, keep, True)
             tokens = tokens[visible].reshape(batch_size, num_visible, -1)
@@ -660,7 +627,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         # (4) Lower branch: DDPM over the teacher feature z_0 = sqrt(D) normalize(e), tau from the configured
         # distribution, z_tau = sqrt(abar_tau) z_0 + sqrt(1 - abar_tau) eps on the (shifted) schedule
         z0 = self._feature_target(image_embeds, text_embeds, generator)  # (B, D), float32
-        noise = self._randn(z0.shape, z0, generator)
+        noise = randn_tensor(z0.shape, z0, generator)
         tau = self.sample_feature_timesteps(batch_size, generator, z0.device)
         z_tau = self.scheduler.add_noise(z0, noise, tau)
         # (5) the denoiser cross-attends to the point tokens; the feature loss reaches them scaled by gamma
@@ -679,12 +646,18 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         if config.feature_contrastive_weight > 0:
             contrastive_loss = self._info_nce(point_embeds, z0)
             loss = loss + config.feature_contrastive_weight * contrastive_loss
+        # (8) optional contrastive head (open-vocabulary transfer): + lambda_head InfoNCE(head(tokens), z0)
+        head_loss = None
+        if config.contrastive_head_weight > 0:
+            head_loss = self._info_nce(F.normalize(self._pool_and_project(hidden_states[-1]).float(), dim=-1), z0)
+            loss = loss + config.contrastive_head_weight * head_loss
 
         return DualDenoisingModelOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,
             feature_loss=feature_loss,
             contrastive_loss=contrastive_loss,
+            head_loss=head_loss,
             point_embeds=point_embeds,
             predicted_patches=predicted_patches,
             target_patches=target_patches,
@@ -711,7 +684,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             raise ValueError("the contrastive objective needs image_embeds and/or text_embeds to align with")
         if self.training and self.config.point_noise_augmentation:  # the control: the method's point noise, x + sigma_t eps
             t = self._point_timesteps(points.shape[0], points, generator)
-            points = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
+            points = self.point_noise.add_noise(points, randn_tensor(points[..., :3].shape, points, generator), t)
         hidden_states = self.encode(points)
         point_embeds = F.normalize(self._pool_and_project(hidden_states[-1]).float(), dim=-1)
         targets = [embeds for embeds in (text_embeds, image_embeds) if embeds is not None]
@@ -734,7 +707,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         num_groups = self.config.point_config.num_groups
         for _ in range(rounds):
             t = torch.full((points.shape[0],), noise_level, dtype=torch.long, device=points.device)
-            noisy = self.point_noise.add_noise(points, self._randn(points[..., :3].shape, points, generator), t)
+            noisy = self.point_noise.add_noise(points, randn_tensor(points[..., :3].shape, points, generator), t)
             centers = gather_points(noisy, farthest_point_sample(noisy.detach(), num_groups))  # (B, G, 3)
             tokens, positions = self._tokenize(noisy, centers)
             patches = self.decoder(self.encoder(tokens, positions)[-1][:, 1:], centers, None)  # (B, G, k, 3)
@@ -745,7 +718,7 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         """`(B * copies, N, C)`: each cloud `copies` times, each copy with its own point noise at level `level`."""
         repeated = points.repeat_interleave(copies, dim=0)
         t = torch.full((repeated.shape[0],), level, dtype=torch.long, device=points.device)
-        return self.point_noise.add_noise(repeated, self._randn(repeated[..., :3].shape, points, generator), t)
+        return self.point_noise.add_noise(repeated, randn_tensor(repeated[..., :3].shape, points, generator), t)
 
     def get_point_features(
         self,
@@ -757,6 +730,9 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         purification_rounds: int | None = None,
         purification_noise_level: int | None = None,
         purification_keep_input: bool | None = None,
+        readout: str | None = None,
+        fusion_weight: float | None = None,
+        start_timestep: int | None = None,
     ) -> torch.Tensor:
         """Parallel noise inference: the L2-normalised 3D embedding `(B, D)` in the teacher's space.
 
@@ -777,6 +753,9 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             purification_rounds: R (default `config.purification_rounds`); > 0 first purifies the cloud R times with
                 `purify_points` at `purification_noise_level` (default `config.purification_noise_level`).
             purification_keep_input: also embed the cloud as given and average (default: the config's).
+            readout, fusion_weight, start_timestep: `"denoiser"`, `"head"` or `"fusion"`, the head's share in the
+                fusion, and the SDEdit start t* (-1 = pure noise) (defaults: the config's `zero_shot_readout`,
+                `readout_fusion_weight`, `denoiser_start_timestep`).
         """
         config = self.config
         self._check_input(points)
@@ -786,18 +765,13 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
             purified = self.purify_points(points, level, rounds, generator)
             if config.purification_keep_input if purification_keep_input is None else purification_keep_input:
                 given, rebuilt = (self.get_point_features(x, num_noise_samples, num_inference_steps, generator,
-                                                          inference_point_noise_level, 0) for x in (points, purified))
+                                                          inference_point_noise_level, 0, readout=readout,
+                                                          fusion_weight=fusion_weight, start_timestep=start_timestep)
+                                  for x in (points, purified))
                 return F.normalize(given + rebuilt, dim=-1)  # each embedding normalised, then their mean
             points = purified
         noise_level = inference_point_noise_level
         noise_level = config.inference_point_noise_level if noise_level is None else noise_level
-        if config.objective == "contrastive":
-            if noise_level == 0:
-                return F.normalize(self._pool_and_project(self.encode(points)[-1]).float(), dim=-1)
-            copies = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
-            repeated = self._noisy_copies(points, copies, noise_level, generator)
-            embeds = F.normalize(self._pool_and_project(self.encode(repeated)[-1]).float(), dim=-1)
-            return F.normalize(embeds.reshape(points.shape[0], copies, -1).mean(dim=1), dim=-1)
         num_chains = num_noise_samples if num_noise_samples is not None else config.num_noise_samples
         num_steps = num_inference_steps if num_inference_steps is not None else config.num_inference_steps
         if num_chains < 1:
@@ -806,22 +780,44 @@ class DualDenoisingModel(DualDenoisingPreTrainedModel):
         if isinstance(generator, (list, tuple)) and len(generator) != batch_size:
             raise ValueError(f"got {len(generator)} generators for a batch of {batch_size} clouds; pass one per cloud")
 
+        # the baseline's embedding is its head's (K noisy copies averaged with input smoothing)
+        readout = "head" if config.objective == "contrastive" else readout or config.zero_shot_readout
+        start = config.denoiser_start_timestep if start_timestep is None else start_timestep
+        start = None if start == -1 or config.objective == "contrastive" else start
+        uses_head = readout != "denoiser" or start is not None
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}; got {readout!r}")
+        if uses_head and not hasattr(self, "projection"):
+            raise ValueError(f"readout={readout!r} and start_timestep={start} read the contrastive head, which this "
+                             "model has not (train one with contrastive_head_weight > 0)")
         if noise_level > 0:  # input smoothing: one point-noise draw per chain, the encoder sees B * K clouds
-            repeated = self._noisy_copies(points, num_chains, noise_level, generator)
-            context = self.denoiser.project_context(self.encode(repeated))
-            num_clouds, chains_per_cloud = repeated.shape[0], 1
+            hidden_states = self.encode(self._noisy_copies(points, num_chains, noise_level, generator))
+            num_clouds, chains_per_cloud = batch_size * num_chains, 1
         else:
-            context = self.denoiser.project_context(self.encode(points))
+            hidden_states = self.encode(points)
             num_clouds, chains_per_cloud = batch_size, num_chains
+        if uses_head:  # the contrastive head's embedding, (num_clouds, D), and its mean per cloud, (B, D)
+            head = F.normalize(self._pool_and_project(hidden_states[-1]).float(), dim=-1)
+            head_mean = F.normalize(head.reshape(batch_size, -1, config.embed_dim).mean(dim=1), dim=-1)
+            if readout == "head":
+                return head_mean
+        context = self.denoiser.project_context(hidden_states)
 
         dtype = context[0][0].dtype
-        sample = self._randn((num_clouds * chains_per_cloud, config.embed_dim), context[0][0], generator)
-        for timestep in self.scheduler.set_timesteps(num_steps).tolist():
+        sample = randn_tensor((num_clouds * chains_per_cloud, config.embed_dim), context[0][0], generator).float()
+        if start is not None:  # (SDEdit) z_t* = sqrt(abar_t*) sqrt(D) head + sqrt(1 - abar_t*) eps, then t* -> 0
+            origin = math.sqrt(config.embed_dim) * head.repeat_interleave(chains_per_cloud, dim=0)
+            sample = self.scheduler.add_noise(origin, sample, torch.full((sample.shape[0],), start, dtype=torch.long))
+        for timestep in self.scheduler.set_timesteps(num_steps, start).tolist():
             timesteps = torch.full((sample.shape[0],), timestep, dtype=torch.long, device=sample.device)
             model_output = self.denoiser(sample.to(dtype), timesteps, context).float()
             sample = self.scheduler.step(model_output, timestep, sample.float())
         chains = F.normalize(sample.float(), dim=-1).reshape(batch_size, num_chains, -1)
-        return F.normalize(chains.mean(dim=1), dim=-1)
+        denoised = F.normalize(chains.mean(dim=1), dim=-1)
+        if readout == "fusion":
+            weight = config.readout_fusion_weight if fusion_weight is None else fusion_weight
+            return F.normalize(weight * head_mean + (1 - weight) * denoised, dim=-1)
+        return denoised
 
     def get_orientation_logits(self, points: torch.Tensor) -> torch.Tensor:
         """`(B, 24)` logits over `orientations.ORIENTATIONS`: entry `o` scores "`ORIENTATIONS[o] @ x` is

@@ -1,11 +1,15 @@
-"""The 24 axis-aligned orientations of a cloud and the geometry of finding its up axis: the rotations, the principal
-axes of an arbitrary pose, and the rule that picks one orientation from the classifier's and the orientation head's
-logits. Core: numpy and torch only; the pipeline's `up_axis` and the training's orientation augmentation use it."""
+"""The 24 axis-aligned orientations of a cloud and finding its up axis: the rotations, the orientation head's network
+(`DualDenoisingModel.get_orientation_logits` carries it), the principal axes of an arbitrary pose, and the rule that
+picks one orientation from the classifier's and the head's logits. Core: numpy, torch and the configuration only; the
+pipeline's `up_axis`, the model and the training's orientation augmentation use it."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+
+from .configuration_dual_denoising import DualDenoisingPointConfig
 
 _TO_Y_UP = {
     "y": np.eye(3),
@@ -27,6 +31,28 @@ def _axis_aligned_rotations() -> np.ndarray:
 
 
 ORIENTATIONS = _axis_aligned_rotations()
+NUM_ORIENTATIONS = len(ORIENTATIONS)
+
+
+class DualDenoisingOrientationHead(nn.Module):
+    """Which of the 24 axis-aligned rotations turns a cloud upright: every encoder block's states `(B, 1 + G, W)` ->
+    LayerNorm (no parameters, so fitting can cache the pooled features) -> `[CLS ; max ; mean]`, concatenated over the
+    L blocks `(B, 3 W L)` -> MLP (2W hidden) -> `(B, 24)`. Fitted on the frozen encoder after pretraining
+    (`training.fit_orientation_head`); `up_axis="auto"` reads it."""
+
+    def __init__(self, config: DualDenoisingPointConfig):
+        super().__init__()
+        width = config.hidden_size
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(3 * width * config.num_hidden_layers, 2 * width), nn.GELU(),
+                                 nn.Linear(2 * width, NUM_ORIENTATIONS))
+
+    def pool(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        normed = [self.norm(hidden) for hidden in hidden_states]
+        return torch.cat([p for h in normed for p in (h[:, 0], h[:, 1:].amax(dim=1), h[:, 1:].mean(dim=1))], dim=-1)
+
+    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self.mlp(self.pool(hidden_states))
 
 
 def principal_axes(points: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -14,6 +14,29 @@ import math
 import torch
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Random draws on the generator's device (diffusers' `randn_tensor`): a seed gives the same draw on CPU and GPU
+# ----------------------------------------------------------------------------------------------------------------------
+def randn_tensor(shape, like: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """Gaussian noise of `shape`, drawn on the generator's device, returned on `like`'s device and dtype. With a list
+    of generators (one per cloud, as diffusers pipelines take them), each draws its cloud's contiguous rows."""
+    if isinstance(generator, (list, tuple)):
+        rows = shape[0] // len(generator)
+        return torch.cat([randn_tensor((rows, *shape[1:]), like, g) for g in generator])
+    device = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, device=device, dtype=torch.float32).to(like.device, like.dtype)
+
+
+def randint_tensor(high: int, shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else like.device
+    return torch.randint(high, shape, generator=generator, device=device).to(like.device)
+
+
+def rand_tensor(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, device=device).to(like.device)
+
+
 class DualDenoisingPointNoiseSchedule:
     """PointDAE corruption (paper, Fig. 1): `x_t = x_0 + sigma_t * eps`, sigma_t linear from 0 to s over T steps."""
 
@@ -116,14 +139,17 @@ class DualDenoisingFeatureScheduler:
         abar = self._abar(timesteps, original)
         return abar.sqrt() * original + (1 - abar).sqrt() * noise
 
-    def set_timesteps(self, num_inference_steps: int) -> torch.Tensor:
-        """The S sampling timesteps, "trailing": for S = 1 this is [T_f - 1], a single prediction from pure noise."""
-        if not 1 <= num_inference_steps <= self.num_train_timesteps:
-            raise ValueError(
-                f"num_inference_steps must be in [1, {self.num_train_timesteps}]; got {num_inference_steps}"
-            )
-        ratio = self.num_train_timesteps / num_inference_steps
-        self.timesteps = (torch.arange(self.num_train_timesteps, 0, -ratio, device="cpu").round() - 1).long()
+    def set_timesteps(self, num_inference_steps: int, start_timestep: int | None = None) -> torch.Tensor:
+        """The S sampling timesteps, "trailing": for S = 1 this is [T_f - 1], a single prediction from pure noise.
+        `start_timestep` t* starts lower (SDEdit, Meng et al. 2108.01073): S steps spread over [t*, 0], the first
+        at t*, for a sample noised to t* with `add_noise`."""
+        first = self.num_train_timesteps - 1 if start_timestep is None else start_timestep
+        if not 0 <= first < self.num_train_timesteps:
+            raise ValueError(f"start_timestep must be in [0, {self.num_train_timesteps}); got {start_timestep}")
+        if not 1 <= num_inference_steps <= first + 1:
+            raise ValueError(f"num_inference_steps must be in [1, {first + 1}]; got {num_inference_steps}")
+        ratio = (first + 1) / num_inference_steps
+        self.timesteps = (torch.arange(first + 1, 0, -ratio, device="cpu").round() - 1).long()
         return self.timesteps
 
     def previous_timestep(self, timestep: int) -> int:

@@ -31,6 +31,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = load_model_and_tokenizer(args.model)  # one line on what is missing or wrong
     dataset = load_triples(args.dataset, split=args.split)
     unseen = load_triples_metadata(args.dataset).get("unseen_classes") if Path(args.dataset).is_dir() else None
+    unseen = _comma_list(args.unseen_classes) if args.unseen_classes else unseen
+    for key, value in (("zero_shot_readout", args.readout), ("readout_fusion_weight", args.fusion_weight)):
+        if value is not None:  # inference options that are config fields: set, then checked as the config checks them
+            setattr(model.config, key, value)
+    if args.start_timestep is not None:
+        model.config.denoiser_start_timestep = None if args.start_timestep == -1 else args.start_timestep
+    model.config.validate_architecture()
     class_embeds = None
     if args.class_embeds:
         class_embeds, tokenizer = _load_class_embeds(args.class_embeds), None

@@ -52,7 +52,11 @@ class PretrainingArguments:
                             default=False)
     shuffle_buffer_size: int = _help("shuffle buffer (rows) for --streaming", default=1000)
     train_on_seen_classes: bool = _help(
-        "train only on the metadata's seen_classes (the unseen-category protocol)", default=False
+        "train only on the seen classes (the open-set protocol): every class but --unseen_classes", default=False
+    )
+    unseen_classes: str | None = _help(
+        "comma-separated classes held out by --train_on_seen_classes (default: the metadata's unseen_classes)",
+        default=None,
     )
     validation_per_class: int | None = _help(
         "carve a validation split out of the training split: the last N shapes of every class, never trained on; "

@@ -153,6 +153,19 @@ def validation_indices(labels, per_class: int = VALIDATION_PER_CLASS) -> np.ndar
     return np.concatenate([np.flatnonzero(labels == c)[-per_class:] for c in np.unique(labels)])
 
 
+def open_set_classes(metadata: dict, names: list[str], unseen: str | None = None,
+                     dataset: str = "the dataset") -> tuple[list[str], list[str]]:
+    """(seen, unseen) class names of the open-set protocol: `unseen` (comma-separated) or else the metadata's
+    `unseen_classes`; every other class is seen."""
+    held_out = [name.strip() for name in unseen.split(",") if name.strip()] if unseen else \
+        list(metadata.get("unseen_classes") or [])
+    if not held_out:
+        raise ValueError(f"the metadata of {dataset} records no unseen_classes: pass --unseen_classes A,B,...")
+    if unknown := [name for name in held_out if name not in names]:
+        raise ValueError(f"unseen classes {unknown} are not classes of {dataset} (its classes: {', '.join(names)})")
+    return [name for name in names if name not in held_out], [name for name in names if name in held_out]
+
+
 def split_training_rows(split: Any, args: PretrainingArguments, metadata: dict) -> tuple[Any, Any]:
     """The rows to train on and the carved validation rows (None without `--validation_per_class`): the validation
     shapes are taken out first, of every class, then `--train_on_seen_classes` and `--max_train_samples` apply."""
@@ -162,10 +175,8 @@ def split_training_rows(split: Any, args: PretrainingArguments, metadata: dict) 
         validation = split.select(held_out.tolist())
         split = split.select(np.setdiff1d(np.arange(len(split)), held_out).tolist())
     if args.train_on_seen_classes:
-        seen = metadata.get("seen_classes")
-        if not seen:
-            raise ValueError(f"--train_on_seen_classes: the metadata of {args.dataset} records no seen_classes")
         names = split.features["label"].names
+        seen, _ = open_set_classes(metadata, names, args.unseen_classes, args.dataset)
         seen_ids = {names.index(name) for name in seen}
         split = split.filter(lambda label: label in seen_ids, input_columns="label")
     if args.max_train_samples is not None:

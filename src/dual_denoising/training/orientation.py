@@ -18,8 +18,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ..modeling_dual_denoising import DualDenoisingModel, DualDenoisingOrientationHead
-from ..orientations import ORIENTATIONS
+from ..modeling_dual_denoising import DualDenoisingModel
+from ..orientations import ORIENTATIONS, DualDenoisingOrientationHead
 
 logger = logging.getLogger(__name__)
 

@@ -90,6 +90,7 @@ from .data import (
     load_training_data,
     make_train_dataloader,
     needed_embeddings,
+    open_set_classes,
     reduce_clouds,
     split_training_rows,
 )
@@ -295,11 +296,10 @@ def make_evaluation(
     else:
         logger.warning("no text tower + tokenizer and no caption embeddings to build class embeddings: no evaluation")
         return None
-    return ZeroShotEvaluation(
-        split, class_embeds.float().cpu(), source,
-        *([c for c in metadata.get(key) or [] if c in split.features["label"].names] if args.train_on_seen_classes
-          else [] for key in ("seen_classes", "unseen_classes")),  # a run on every class has no unseen class
-    )
+    # a run on every class has no unseen class
+    seen, unseen = open_set_classes(metadata, class_names, args.unseen_classes, args.dataset) \
+        if args.train_on_seen_classes else ([], [])
+    return ZeroShotEvaluation(split, class_embeds.float().cpu(), source, seen, unseen)
 
 
 def summarize_zero_shot(results: dict, seen_classes: list[str] = ()) -> dict:
@@ -588,7 +588,7 @@ def train_loop(run: TrainingRun) -> None:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            for name in ("loss", "reconstruction_loss", "feature_loss", "contrastive_loss"):
+            for name in ("loss", "reconstruction_loss", "feature_loss", "contrastive_loss", "head_loss"):
                 value = getattr(outputs, name)
                 if value is not None:  # summed on the device: no host sync per batch
                     running[name] = running.get(name, 0.0) + value.detach().float()
@@ -670,8 +670,8 @@ def save_final_model(run: TrainingRun, eval_metrics: dict | None) -> dict:
             "dataset": portable(args.dataset),
             "num_train_rows": None if args.streaming else len(run.train_split),
             "classes": run.metadata.get("classes") or names,
-            "seen_classes": run.metadata.get("seen_classes"),
-            "unseen_classes": run.metadata.get("unseen_classes"),
+            **dict(zip(("seen_classes", "unseen_classes"), open_set_classes(run.metadata, names, args.unseen_classes)
+                       if args.train_on_seen_classes else (None, None))),
             "teacher_features_cost": run.features_cost,
             "scan_datasets": _portable_argument("scan_datasets", args.scan_datasets),
             "scan_probability": args.scan_probability if args.scan_datasets else None,

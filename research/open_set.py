@@ -1,0 +1,232 @@
+"""The open-set protocol: models trained on the seen classes only, scored on seen and unseen shapes with every class
+name a candidate (generalized zero-shot), among the unseen names only, and by the harmonic mean H.
+
+    # train (each run is `dual-denoising pretrain --recipe ... --train_on_seen_classes`, resumable; two at once)
+    python research/open_set.py train --runs ulip-text dd-text dd-head-text
+    # score every readout of the trained runs on split 1's validation shapes (seen: the carved validation split;
+    # unseen: the unseen classes' shapes of the same rows, never trained on), then the chosen ones on the test split
+    python research/open_set.py score --runs ulip-text dd-head-text --on validation
+    python research/open_set.py score --runs ulip-text dd-head-text --on test --readouts chosen
+    # a run's readout as a model folder (for research/robustness_budgets.py)
+    python research/open_set.py export --run dd-head-text --readout fusion:0.5 --out outputs/world/open-set/x
+
+A run's name is MODEL-TARGET[-STEPS][-split2]: MODEL one of `RUNS`, TARGET `text` or `image` (the teacher embedding the
+run learns: `feature_target`), STEPS the updates (default 800). Split 1's unseen classes are the dataset metadata's;
+split 2's are `SPLIT_2` (drawn at random from split 1's seen classes, numpy seed 2, so that no class is unseen in
+both and nobody picked them). Settings are chosen on split 1's validation shapes only; split 2 checks that the choice
+carries over.
+
+Readouts (`--readouts`): `denoiser` (the paper: one DDIM step from pure noise), `head` (the contrastive head, ULIP's
+embedding), `fusion:W` (normalize(W head + (1 - W) denoiser)), `start:T` (the denoiser started from the head's
+embedding noised to T, SDEdit). `chosen` is, per run, the readout the rule picks on split 1's validation: the fusion
+weight with the lowest cross-entropy of the seen validation shapes (a user's labels carry no seen/unseen flag, so
+only seen shapes may choose), and the plain readouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from dual_denoising.data import load_triples, load_triples_metadata  # noqa: E402
+from dual_denoising.evaluation.zero_shot import class_embeddings, open_set_metrics, prepare_points  # noqa: E402
+from dual_denoising.prompts import DEFAULT_TEMPLATES  # noqa: E402
+from dual_denoising.shipped import load_model_and_tokenizer  # noqa: E402
+from dual_denoising.training.data import VALIDATION_PER_CLASS, open_set_classes, validation_indices  # noqa: E402
+
+# model -> (recipe, config overrides beside feature_target)
+RUNS = {
+    "ulip": ("ulip-tiny", {}),
+    "ulip-noise": ("ulip-noise-tiny", {"point_noise_augmentation": True}),
+    "dd": ("dual-denoising-tiny", {}),
+    "dd-head": ("dual-denoising-tiny", {"contrastive_head_weight": 1.0}),
+}
+SPLIT_2 = "bed,bookshelf,bottle,cone,door,monitor,plant,wardrobe"
+FUSION_WEIGHTS = (0.25, 0.5, 0.75)
+START_TIMESTEPS = (100, 250, 500, 750)
+
+
+def parse_run(name: str) -> dict:
+    """`dd-head-text-800-split2` -> model, target, steps, split."""
+    parts = name.split("-")
+    split = 2 if parts[-1] == "split2" else 1
+    parts = parts[:-1] if split == 2 else parts
+    steps = int(parts.pop()) if parts[-1].isdigit() else 800
+    target = parts.pop()
+    model = "-".join(parts)
+    if model not in RUNS or target not in ("text", "image"):
+        raise SystemExit(f"{name}: a run is MODEL-TARGET[-STEPS][-split2], MODEL in {list(RUNS)}, TARGET text or image")
+    return {"model": model, "target": target, "steps": steps, "split": split}
+
+
+def pretrain_command(work: Path, name: str) -> list[str]:
+    run = parse_run(name)
+    recipe, overrides = RUNS[run["model"]]
+    command = [sys.executable, "-m", "dual_denoising.cli", "pretrain", "--recipe", recipe,
+               "--dataset", str(work / "synthshapes"), "--teacher", str(work / "teacher"),
+               "--output_dir", str(work / "open-set" / name), "--resume_from_checkpoint", "latest",
+               "--report_to", "none", "--train_on_seen_classes", "--max_train_steps", str(run["steps"]),
+               "--config_overrides", json.dumps({"feature_target": run["target"], **overrides})]
+    return command + (["--unseen_classes", SPLIT_2] if run["split"] == 2 else [])
+
+
+def train(work: Path, names: list[str], jobs: int) -> None:
+    """Each run's `pretrain` (at most `jobs` at once, one core each), skipping the runs already trained."""
+    pending = [name for name in names if not (work / "open-set" / name / "train_results.json").is_file()]
+    running: list[tuple[str, subprocess.Popen]] = []
+    (work / "open-set").mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < jobs:
+            name = pending.pop(0)
+            command = pretrain_command(work, name)
+            print(f"training {name}: {' '.join(command[1:])}", flush=True)
+            log = open(work / "open-set" / f"{name}.log", "a")
+            running.append((name, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                   env={**os.environ, "OMP_NUM_THREADS": "1"})))
+        time.sleep(5)
+        for name, process in list(running):
+            if process.poll() is not None:
+                running.remove((name, process))
+                if process.returncode:
+                    raise SystemExit(f"training {name} failed: see {work / 'open-set' / (name + '.log')}")
+                print(f"trained {name}", flush=True)
+
+
+def readouts_of(model, wanted: list[str]) -> list[str]:
+    """The readouts a model has: the baseline has its head only; the method its denoiser, and with a head the rest."""
+    if model.config.objective == "contrastive":
+        return ["head"]
+    if not hasattr(model, "projection"):
+        return ["denoiser"]
+    return wanted or (["denoiser", "head"] + [f"fusion:{w}" for w in FUSION_WEIGHTS]
+                      + [f"start:{t}" for t in START_TIMESTEPS])
+
+
+def readout_options(readout: str) -> dict:
+    kind, _, value = readout.partition(":")
+    if kind == "fusion":
+        return {"readout": "fusion", "fusion_weight": float(value)}
+    if kind == "start":
+        return {"readout": "denoiser", "start_timestep": int(value)}
+    return {"readout": kind}
+
+
+def rows_of(work: Path, on: str):
+    """The clouds and labels scored: split 1's validation rows (the last 16 training shapes of every class; the
+    unseen classes' ones were never trained on) or the test split."""
+    if on == "validation":
+        train = load_triples(work / "synthshapes", split="train")
+        rows = train.select(validation_indices(train["label"], VALIDATION_PER_CLASS).tolist())
+    else:
+        rows = load_triples(work / "synthshapes", split="test")
+    return rows
+
+
+@torch.no_grad()
+def score(model, tokenizer, rows, unseen: list[str], readout: str, batch_size: int = 32, seed: int = 0) -> dict:
+    model.eval()
+    names = rows.features["label"].names
+    class_embeds = F.normalize(class_embeddings(model, names, tokenizer, DEFAULT_TEMPLATES).float(), dim=-1)
+    labels = torch.as_tensor(rows["label"])
+    options = readout_options(readout)
+    generator = torch.Generator().manual_seed(seed)
+    logits, tic = [], time.perf_counter()
+    for start in range(0, len(rows), batch_size):
+        points = prepare_points(rows[start:start + batch_size]["points"], model.config.point_config.num_points)
+        features = model.get_point_features(points, generator=generator, **options)
+        logits.append(model.logit_scale.exp().float() * features @ class_embeds.T)
+    seconds = time.perf_counter() - tic
+    logits = torch.cat(logits)
+    seen_rows = ~torch.isin(labels, torch.as_tensor([names.index(n) for n in unseen]))
+    nll = F.cross_entropy(logits[seen_rows], labels[seen_rows]).item()
+    return {**open_set_metrics(logits, labels, names, unseen), "seen_cross_entropy": nll,
+            "top1_all": (logits.argmax(1) == labels).float().mean().item(), "ms_per_cloud": 1000 * seconds / len(rows),
+            "predictions": logits.argmax(1).tolist()}
+
+
+def chosen_readouts(table: dict, name: str) -> list[str]:
+    """The rule, on split 1's validation rows: the plain readouts, and the fusion weight whose seen validation
+    shapes have the lowest cross-entropy (never the unseen rows)."""
+    rows = table.get("validation", {}).get(name.replace("-split2", ""), {})
+    if not rows:
+        raise SystemExit(f"{name}: score it on the validation split first (score --on validation)")
+    plain = [r for r in rows if not r.startswith(("fusion:", "start:"))]
+    fusions = [r for r in rows if r.startswith("fusion:")]
+    best = min(fusions, key=lambda r: rows[r]["seen_cross_entropy"]) if fusions else None
+    return plain + ([best] if best else [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["train", "score", "export"])
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
+    parser.add_argument("--runs", nargs="+", default=[])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--on", choices=["validation", "test"], default="validation")
+    parser.add_argument("--readouts", nargs="*", default=[],
+                        help="denoiser, head, fusion:W, start:T, or 'chosen' (default: every readout of the run)")
+    parser.add_argument("--table", type=Path, default=None, help="default: WORK_DIR/tables/open-set.json")
+    parser.add_argument("--run", default=None, help="export: the run")
+    parser.add_argument("--readout", default=None, help="export: the readout to store in the model's config")
+    parser.add_argument("--out", type=Path, default=None, help="export: the model folder to write")
+    args = parser.parse_args()
+    work = args.work_dir
+    if args.stage == "train":
+        return train(work, args.runs, args.jobs)
+    if args.stage == "export":
+        model, tokenizer = load_model_and_tokenizer(str(work / "open-set" / args.run))
+        options = readout_options(args.readout)
+        model.config.zero_shot_readout = options["readout"]
+        model.config.readout_fusion_weight = options.get("fusion_weight", model.config.readout_fusion_weight)
+        model.config.denoiser_start_timestep = options.get("start_timestep")
+        model.config.validate_architecture()
+        model.save_pretrained(args.out)
+        tokenizer.save_pretrained(args.out)
+        return print(f"wrote {args.out}")
+
+    table_path = args.table or work / "tables" / "open-set.json"
+    table = json.loads(table_path.read_text()) if table_path.is_file() else {}
+    rows = rows_of(work, args.on)
+    metadata = load_triples_metadata(work / "synthshapes")
+    for name in args.runs:
+        run = parse_run(name)
+        model, tokenizer = load_model_and_tokenizer(str(work / "open-set" / name))
+        _, unseen = open_set_classes(metadata, rows.features["label"].names, SPLIT_2 if run["split"] == 2 else None)
+        wanted = chosen_readouts(table, name) if args.readouts == ["chosen"] else args.readouts
+        cells = table.setdefault(args.on, {}).setdefault(name, {})
+        for readout in readouts_of(model, wanted):
+            if readout in cells:
+                continue
+            torch.manual_seed(0)
+            cells[readout] = score(model, tokenizer, rows, unseen, readout)
+            table_path.parent.mkdir(parents=True, exist_ok=True)
+            table_path.write_text(json.dumps(table, indent=1) + "\n")
+        print_table(table, args.on, [name])
+
+
+def print_table(table: dict, on: str, names: list[str]) -> None:
+    def pct(cell, key):
+        figure = cell[key]
+        low, high = figure["interval"]
+        return f"{100 * figure['accuracy']:.1f} [{100 * low:.0f}, {100 * high:.0f}]"
+
+    print(f"| run | readout | seen | unseen | unseen-only | H | seen CE | ms / cloud |  ({on})")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        for readout, cell in table.get(on, {}).get(name, {}).items():
+            print(f"| {name} | {readout} | {pct(cell, 'seen')} | {pct(cell, 'unseen')} | {pct(cell, 'unseen_only')} | "
+                  f"{pct(cell, 'harmonic_mean')} | {cell['seen_cross_entropy']:.3f} | {cell['ms_per_cloud']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
