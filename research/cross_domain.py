@@ -113,13 +113,16 @@ def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS,
                     turn = torch.cat([model.get_orientation_logits(chunk) for chunk in base.split(128)])
                 weight = model.config.orientation_confidence_weight
                 mixture = (turn.log_softmax(-1)[..., None] + per_orientation.log_softmax(-1)).logsumexp(1)
-                pick = choose_orientation(per_orientation, turn, weight)  # the pipeline's rule with a head
+                prior = 0.0 if prefix else model.config.orientation_identity_prior  # "auto" keeps the given
+                pick = choose_orientation(per_orientation, turn, weight, prior)  # the pipeline's rule with a head
                 for rule, scores in (("auto", per_orientation[torch.arange(len(base)), pick]),
                                      ("head only", per_orientation[torch.arange(len(base)), turn.argmax(-1)]),
                                      ("head mixture", mixture)):
                     row[prefix + rule] = summary(scores.argmax(1) == labels)
             else:  # the pipeline's rule without a head
-                row[prefix + "auto"] = row[prefix + "most confident"]
+                prior = 0.0 if prefix else model.config.orientation_identity_prior
+                pick = choose_orientation(per_orientation, None, 0.0, prior)
+                row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
             if not prefix:
                 up6 = per_orientation[:, ::4]  # yaw 0 of each up direction
                 row["auto-up6"] = summary(up6[torch.arange(len(base)), choose_orientation(up6)].argmax(1) == labels)

@@ -10,9 +10,10 @@ axis-aligned rotations turns a cloud upright, from the training shapes of SynthS
 training shapes of every class, 512 clouds):
   - the head alone, every cloud in all 24 orientations: the share whose turn is predicted exactly, and the share whose
     predicted turn brings the up direction back to +y (what matters for a shape symmetric about its up axis);
-  - the confidence weight w of `choose_orientation` (`config.orientation_confidence_weight`): zero-shot top-1 of the
-    clouds as they are and turned by a seeded one of the 24, for w in WEIGHTS and without the head; the w with the
-    best mean is kept.
+  - the confidence weight w and the identity prior b of `choose_orientation` (`config.orientation_confidence_weight`,
+    `config.orientation_identity_prior`): zero-shot top-1 of the clouds as they are and turned by a seeded one of the
+    24, for w in WEIGHTS (and without the head) and b in PRIORS; kept: among the (w, b) that cost at most half a point
+    on the upright clouds against reading them as given, the best on the turned ones.
 
 --model takes a shipped model's short name or a from_pretrained folder. --out saves the model with its head in a new
 folder; --pack NAME writes it into the package's shipped copy NAME (float16 weights, as the recipe stores them; every
@@ -41,6 +42,8 @@ from dual_denoising.training import fit_orientation_head, turn_to, validation_in
 from dual_denoising.training.recipes import save_shipped_weights  # noqa: E402
 
 WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
+PRIORS = (0, 1, 2, 4, 8, 16, 32)  # b, the identity prior, in log units of the rule's score
+UPRIGHT_TOLERANCE = 0.005  # "auto" may cost at most half a point on upright clouds
 
 
 def resolve(model: str) -> tuple[str, Path]:
@@ -86,22 +89,33 @@ def per_orientation_logits(model, class_embeds, clouds: torch.Tensor, batch_size
 
 @torch.no_grad()
 def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tensor) -> dict:
-    """The confidence weight w of `choose_orientation` that maximises the mean top-1 over the validation clouds as
-    they are (upright) and turned by a seeded one of the 24 ("any up axis"); each w's figures are returned."""
+    """The confidence weight w and the identity prior b of `choose_orientation`, on the validation clouds as they are
+    (upright) and turned by a seeded one of the 24 ("any up axis"). The rule: among the (w, b) whose upright top-1 is
+    within `UPRIGHT_TOLERANCE` of reading every cloud as given (Y-up), the best top-1 on the turned clouds (ties: the
+    smaller b, then the smaller w); if none is, the best upright top-1. Each (w, b)'s figures are returned."""
     turns = ORIENTATIONS[np.random.default_rng(0).integers(len(ORIENTATIONS), size=len(clouds))]
     sets = {"upright": clouds, "any up axis": torch.einsum("mij,mnj->mni", torch.as_tensor(turns, dtype=clouds.dtype),
                                                             clouds)}
     scores = {name: (per_orientation_logits(model, class_embeds, c),
                      torch.cat([model.get_orientation_logits(b) for b in c.split(128)])) for name, c in sets.items()}
+    upright_logits = scores["upright"][0]
+    as_given = float((upright_logits[:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
     table = {}
     for weight in WEIGHTS:
-        row = {}
-        for name, (logits, turn_logits) in scores.items():
-            pick = choose_orientation(logits, None if weight is None else turn_logits, weight or 0.0)
-            row[name] = float((logits[torch.arange(len(logits)), pick].argmax(-1) == labels).float().mean())
-        table["no head (most confident)" if weight is None else f"w={weight:g}"] = row
-    best = max((w for w in WEIGHTS if w is not None), key=lambda w: np.mean(list(table[f"w={w:g}"].values())))
-    return {"weight": best, "validation_top1": table}
+        for prior in PRIORS:
+            row = {}
+            for name, (logits, turn_logits) in scores.items():
+                pick = choose_orientation(logits, None if weight is None else turn_logits, weight or 0.0, prior)
+                row[name] = float((logits[torch.arange(len(logits)), pick].argmax(-1) == labels).float().mean())
+            table[("no head" if weight is None else f"w={weight:g}") + f", b={prior:g}"] = row
+    candidates = [(w, b) for w in WEIGHTS if w is not None for b in PRIORS]
+    row_of = {(w, b): table[f"w={w:g}, b={b:g}"] for w, b in candidates}
+    kept = [c for c in candidates if row_of[c]["upright"] >= as_given - UPRIGHT_TOLERANCE]
+    if kept:
+        weight, prior = max(kept, key=lambda c: (row_of[c]["any up axis"], -c[1], -c[0]))
+    else:
+        weight, prior = max(candidates, key=lambda c: (row_of[c]["upright"], row_of[c]["any up axis"]))
+    return {"weight": weight, "identity_prior": prior, "upright_as_given": as_given, "validation_top1": table}
 
 
 def main() -> None:
@@ -152,6 +166,7 @@ def main() -> None:
     class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
     history["confidence_weight"] = choose_weight(model, class_embeds, validation, validation_labels)
     model.config.orientation_confidence_weight = float(history["confidence_weight"]["weight"])
+    model.config.orientation_identity_prior = float(history["confidence_weight"]["identity_prior"])
     print(json.dumps(history, indent=2), flush=True)
 
     if args.pack is not None:

@@ -14,7 +14,7 @@ import torch
 from transformers import pipeline
 
 import dual_denoising  # noqa: F401  (registers the task)
-from dual_denoising import DualDenoisingModel, resolve_model
+from dual_denoising import DualDenoisingConfig, DualDenoisingModel, resolve_model
 from dual_denoising.cli import main as cli_main
 from dual_denoising.inference import cosine_top_k, embed_point_clouds
 from dual_denoising.pipeline_dual_denoising import TASK, ZeroShot3DClassificationPipeline
@@ -256,6 +256,18 @@ def test_orientations_are_the_24_axis_aligned_rotations():
     assert choose_orientation(logits).tolist() == [1]
 
 
+def test_identity_prior_keeps_the_cloud_as_given_unless_another_orientation_is_clearly_better():
+    from dual_denoising.orientations import choose_orientation
+
+    logits = torch.tensor([[[3.0, 0.0], [4.0, 0.0], [0.0, 0.0]]])  # orientation 1 a little surer than the given 0
+    turn = torch.tensor([[2.0, 2.5, -5.0]])  # and the head leans to it as well
+    assert choose_orientation(logits, turn, 1.0).tolist() == [1]
+    assert choose_orientation(logits, turn, 1.0, identity_prior=1.0).tolist() == [0]  # not by more than b: kept
+    assert choose_orientation(logits, None, 0.0, identity_prior=1.0).tolist() == [0]  # the rule without a head too
+    far = torch.tensor([[[0.0, 0.0], [9.0, 0.0], [0.0, 0.0]]])  # a clear winner still turns the cloud
+    assert choose_orientation(far, turn, 1.0, identity_prior=1.0).tolist() == [1]
+
+
 def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, clouds):
     """A head that always answers turn k: "auto" must give exactly what the cloud turned by ORIENTATIONS[k] gives."""
     from dual_denoising.orientations import ORIENTATIONS
@@ -281,6 +293,17 @@ def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, cloud
     np.testing.assert_allclose([r["score"] for r in auto], [r["score"] for r in turned], rtol=1e-5)
     # a model with a head finds the up axis by default; one without reads the cloud as Y-up
     assert classifier(cloud, candidate_labels=labels) == auto
+    # the identity prior, a config field that round-trips: larger than the head's lean, the cloud stays as given;
+    # "pca" does not apply it
+    model.config.orientation_identity_prior = 1000.0
+    model.save_pretrained(tmp_path / "with-head")
+    assert DualDenoisingModel.from_pretrained(tmp_path / "with-head").config.orientation_identity_prior == 1000.0
+    classifier = pipeline(TASK, model=str(tmp_path / "with-head"))
+    kept, as_given = (classifier(cloud, candidate_labels=labels, up_axis=axis) for axis in ("auto", "y"))
+    assert [r["label"] for r in kept] == [r["label"] for r in as_given]
+    np.testing.assert_allclose([r["score"] for r in kept], [r["score"] for r in as_given], rtol=1e-5)
+    with pytest.raises(Exception, match="orientation_identity_prior must be >= 0"):
+        DualDenoisingConfig(orientation_identity_prior=-1.0)
     plain = pipeline(TASK, model=str(saved_model))
     assert plain(cloud, candidate_labels=labels) == plain(cloud, candidate_labels=labels, up_axis="y")
 

@@ -133,6 +133,9 @@ class DualDenoisingConfig(PreTrainedConfig):
         orientation_confidence_weight: w of the rule `up_axis="auto"` applies with a head: of the 24 orientations o
             keep the one maximising `log p_head(o | x) + w * log max_c softmax(logits of the cloud turned by o)`
             (chosen on validation clouds by `scripts/fit_orientation_head.py`).
+        orientation_identity_prior: b of the same rule: added to the score of the cloud as given, so that `"auto"`
+            turns a cloud only when another orientation scores more than b higher (0 = no preference; chosen with w on
+            validation clouds, upright and turned, by `scripts/fit_orientation_head.py`; `"pca"` does not apply it).
         mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
         reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
         feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).
@@ -204,6 +207,7 @@ class DualDenoisingConfig(PreTrainedConfig):
     purification_keep_input: bool = False
     orientation_head: bool = False
     orientation_confidence_weight: float | int = 8.0
+    orientation_identity_prior: float | int = 0.0
     mask_ratio: float | int = 0.0
     reconstruction_loss: str = "chamfer_l2"
     feature_num_train_timesteps: int = 1000
@@ -280,6 +284,9 @@ class DualDenoisingConfig(PreTrainedConfig):
             )
         if self.purification_rounds and self.objective != "dual_denoising":
             raise ValueError("purification_rounds needs the PointDAE decoder, which only objective='dual_denoising' has")
+        if self.orientation_identity_prior < 0:
+            raise ValueError(f"orientation_identity_prior must be >= 0 (0 = no preference for the cloud as given); "
+                             f"got {self.orientation_identity_prior}")
         if self.contrastive_head_weight < 0 or not 0 <= self.readout_fusion_weight <= 1:
             raise ValueError(f"contrastive_head_weight must be >= 0 and readout_fusion_weight in [0, 1]; got "
                              f"{self.contrastive_head_weight} and {self.readout_fusion_weight}")

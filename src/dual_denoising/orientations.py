@@ -68,12 +68,16 @@ def principal_axes(points: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def choose_orientation(logits: torch.Tensor, turn_logits: torch.Tensor | None = None,
-                       confidence_weight: float = 1.0) -> torch.Tensor:
+                       confidence_weight: float = 1.0, identity_prior: float = 0.0) -> torch.Tensor:
     """The rule `up_axis="auto"` applies: `(B, R, C)` zero-shot logits of each cloud under `R` orientations -> `(B,)`
     the chosen one. Without `turn_logits`, the most confident (the largest top softmax probability). With the
     orientation head's `(B, R)` logits, the one maximising `log p_head(o | x) + w * log max_c softmax(logits[o])`
-    (`w = confidence_weight`): the head's belief about the turn, weighed with how sure the classifier is."""
+    (`w = confidence_weight`): the head's belief about the turn, weighed with how sure the classifier is.
+    `identity_prior` b is added to the score of orientation 0, the cloud as given: another orientation must beat it
+    by b (log units), so a cloud that is already upright keeps its reading unless the evidence is clear."""
     confidence = logits.log_softmax(dim=-1).amax(dim=-1)  # (B, R)
-    if turn_logits is None:
-        return confidence.argmax(dim=-1)
-    return (turn_logits.log_softmax(dim=-1) + confidence_weight * confidence).argmax(dim=-1)
+    score = confidence if turn_logits is None else turn_logits.log_softmax(dim=-1) + confidence_weight * confidence
+    if identity_prior:
+        score = score.clone()
+        score[:, 0] += identity_prior
+    return score.argmax(dim=-1)
