@@ -1,4 +1,4 @@
-"""The web demo (issue 17), in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright) against
+"""The web demo, in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright) against
 the app served on 127.0.0.1; and its API through `gradio_client`. Screenshots go to outputs/test-screenshots/.
 `.ci/run` installs Chromium when it is missing and sets DD_REQUIRE_BROWSER=1, so there a missing browser fails."""
 
@@ -130,6 +130,40 @@ def test_bad_upload_is_a_message_not_a_trace(page, tmp_path):
     toast.wait_for(timeout=60_000)
     assert "broken.ply" in toast.inner_text()
     assert "Traceback" not in page.content()
+    assert os.environ["GRADIO_TEMP_DIR"] not in toast.inner_text()  # the server's folders never show
+
+
+def test_uploads_are_bounded_and_kept_in_the_apps_own_folder(server, tmp_path):
+    """An upload over MAX_UPLOAD_BYTES is refused by the server; uploads go to a folder the app created (fresh name,
+    mode 0700, removed when the process ends), never to a fixed temp path."""
+    from gradio_client import Client, handle_file
+
+    from dual_denoising.app import MAX_UPLOAD_BYTES
+
+    demo, url = server
+    assert demo.max_file_size == MAX_UPLOAD_BYTES
+    big = tmp_path / "big.npy"
+    with big.open("wb") as f:
+        f.truncate(MAX_UPLOAD_BYTES + 1)
+    with pytest.raises(Exception, match="(?i)size|large"):
+        Client(url, verbose=False).predict(handle_file(str(big)), None, "y", "a, b", _models(server)[0], 1, 1,
+                                           api_name="/classify")
+    uploads = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert uploads.parent.name.startswith("dual-denoising-demo-") and (uploads.parent.stat().st_mode & 0o077) == 0
+    assert not any(p.name == "big.npy" for p in uploads.rglob("*"))
+
+
+def test_the_apps_folder_is_removed_when_it_stops(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import os; from dual_denoising.app import build_app; build_app(); "
+            "print(os.environ['GRADIO_TEMP_DIR'])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "GRADIO_TEMP_DIR": "", "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr
+    folder = Path(run.stdout.strip().splitlines()[-1]).parent
+    assert folder.name.startswith("dual-denoising-demo-") and not folder.exists()
 
 
 def test_the_api_through_gradio_client(server, tmp_path):

@@ -11,7 +11,9 @@ shown in the page, never a stack trace. Needs the `demo` extra: `pip install 'du
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,27 @@ GALLERY_CLASSES = ("airplane", "chair", "table", "lamp", "guitar", "cup", "cone"
 GALLERY_SEED = 2026  # a SynthShapes seed the shipped models never trained on
 BASELINE = "ulip-tiny"
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError)
+MAX_UPLOAD_BYTES = 64 * 1024 ** 2  # an upload larger than this is refused by the server before it is stored
+_OWN_TEMP_DIRS: list[str] = []  # the GRADIO_TEMP_DIR values this module set (a user's own setting is left alone)
+
+
+def _own_folder() -> Path:
+    """A new folder of this app's own (mode 0700, a fresh name: nothing planted there can be followed) for its
+    gallery and the uploads, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="dual-denoising-demo-"))
+    atexit.register(shutil.rmtree, folder, True)
+    if os.environ.get("GRADIO_TEMP_DIR") in (None, "", *_OWN_TEMP_DIRS):  # Gradio stores uploads there
+        os.environ["GRADIO_TEMP_DIR"] = str(folder / "uploads")
+        _OWN_TEMP_DIRS.append(os.environ["GRADIO_TEMP_DIR"])
+    return folder
+
+
+def _page_error(err: Exception, path: str | None) -> str:
+    """The one-line message for the page: the upload's server-side folder never shows, only the file's name."""
+    message = str(err)
+    if path:
+        message = message.replace(str(Path(path).parent) + os.sep, "").replace(str(Path(path).parent), ".")
+    return message
 
 
 def _gallery(folder: Path) -> dict[str, Path]:
@@ -114,9 +137,10 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
     if model_names is None:
         model_names = [DEFAULT_MODEL_DIR.name] + ([BASELINE] if BASELINE in shipped_models() and
                                                DEFAULT_MODEL_DIR.name != BASELINE else [])
+    folder = _own_folder()
     models = DemoModels(model_names)
     names = list(models.models)
-    gallery = _gallery(Path(gallery_dir or Path(tempfile.gettempdir()) / "dual-denoising-gallery"))
+    gallery = _gallery(Path(gallery_dir) if gallery_dir else folder / "gallery")
     default_labels = ", ".join(shipped_model_classes())
     choices = names + (["both side by side"] if len(names) > 1 else [])
 
@@ -131,14 +155,16 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
         raise ValueError("no shape given: upload a point or mesh file, or pick a sample")
 
     def classify(upload, sample, up_axis, labels_text, which, chains, steps):
+        path = None
         try:
-            path, labels = source(upload, sample), _labels(labels_text)
+            path = source(upload, sample)
+            labels = _labels(labels_text)
             shown = chosen(which)
             clouds = {name: models.prepare(name, path, up_axis) for name in shown}  # read and prepared once each
             results = [models.scores(name, clouds[name], labels, chains, steps) for name in shown]
             cloud = clouds[shown[0]]
         except USER_ERRORS as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(_page_error(err, path)) from None
         outputs = [gr.update(value=r, label=f"{n}", visible=True) for n, r in zip(shown, results)]
         outputs += [gr.update(visible=False)] * (2 - len(outputs))
         figure = _cloud_figure(cloud, f"what the model sees: {len(cloud)} points, unit sphere, Y-up")
@@ -150,8 +176,10 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
 
         from .evaluation.attacks import PGDLinf, ZeroShotClassifier
 
+        path = None
         try:
-            path, labels = source(upload, sample), _labels(labels_text)
+            path = source(upload, sample)
+            labels = _labels(labels_text)
             shown = chosen(which)
             truth = Path(path).stem if Path(path).stem in labels else None
             rows, figure = [], None
@@ -174,7 +202,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
                                            color=displacement, color_title="displacement")
             progress(1.0, desc="done")
         except USER_ERRORS as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(_page_error(err, path)) from None
         lines = [f"Adaptive PGD-Linf, eps {eps}, {int(pgd_steps)} steps, EOT {int(eot)} (models with noise); "
                  f"the attack pushes away from **{rows[0][1]}**.", "",
                  "| model | before | after |", "|---|---|---|"]
@@ -183,10 +211,13 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
             lines.append(f"| {name} | {top_before} ({before[top_before]:.2f}) | {top_after} ({after[top_after]:.2f}) |")
         return figure, "\n".join(lines)
 
-    with gr.Blocks(title="Dual Denoising: zero-shot 3D classification", analytics_enabled=False) as demo:
+    # uploads older than an hour are deleted every hour; the whole folder goes when the process ends
+    with gr.Blocks(title="Dual Denoising: zero-shot 3D classification", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# Dual Denoising: zero-shot 3D classification\nUpload a point cloud or mesh "
-                    "(.ply .obj .off .stl .glb .npy .npz .xyz .txt .pts .csv) or pick a sample; classify it with the "
-                    "shipped models, then attack it.")
+                    "(.ply .obj .off .stl .glb .npy .npz .xyz .txt .pts .csv, at most "
+                    f"{MAX_UPLOAD_BYTES // 1024 ** 2} MB) or pick a sample; classify it with the shipped models, then "
+                    "attack it.")
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="shape file", elem_id="upload")
@@ -226,6 +257,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = None, **kwargs):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # system fonts: nothing fetched from the web
-    return demo.launch(server_name=host, server_port=port, share=False, theme=theme, show_error=False, **kwargs)
+    return demo.launch(server_name=host, server_port=port, share=False, theme=theme, show_error=False,
+                       max_file_size=MAX_UPLOAD_BYTES, **kwargs)
 
 
