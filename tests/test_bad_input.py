@@ -1,5 +1,5 @@
 """Bad input, through the command line (a subprocess: exit code 1, one line, no traceback) and through the pipeline:
-every case is refused with a message that names the problem, and nothing a user gave is replaced (issue 16)."""
+every case is refused with a message that names the problem, and nothing a user gave is replaced."""
 
 from __future__ import annotations
 
@@ -158,8 +158,32 @@ def test_cli_model_problems(tmp_path, cloud_file):
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"):
         (no_tokenizer / name).unlink(missing_ok=True)
     result = run_cli(*args, str(no_tokenizer))
-    assert_refused(result, "tokenizer")
-    assert "sentencepiece" not in result.stderr
+    assert_refused(result, "no tokenizer files", "save_pretrained writes the model only", r"tokenizer.*save_pretrained")
+    assert "sentencepiece" not in result.stderr and "from_teacher" not in result.stderr
+    # pickled weights: named as what they are, never "damaged", never weights_only advice
+    pickled = _model_copy(tmp_path, "pickled")
+    (pickled / "model.safetensors").unlink()
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")
+    result = run_cli(*args, str(pickled))
+    assert_refused(result, "pytorch_model.bin", "pickle", "only safetensors")
+    assert "weights_only" not in result.stderr and "damaged" not in result.stderr
+    # a mistyped folder inside an existing one is a folder, not a Hub id (no Hub retries)
+    (tmp_path / "runs").mkdir()
+    assert_refused(run_cli(*args, "runs/my-modle", cwd=tmp_path), "runs/my-modle", "no such model folder")
+
+
+def test_pipeline_on_a_folder_without_a_tokenizer_says_what_to_save(tmp_path, cloud):
+    from transformers import pipeline
+
+    folder = _model_copy(tmp_path, "model-only")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink(missing_ok=True)
+    classifier = pipeline("zero-shot-3d-classification", model=str(folder))
+    with pytest.raises(ValueError, match="holds no tokenizer.*save the teacher's tokenizer there"):
+        classifier(cloud, candidate_labels=["a", "b"])
+    # class embeddings need no tokenizer
+    embeds = torch.randn(2, classifier.model.config.embed_dim)
+    assert len(classifier(cloud, candidate_labels=["a", "b"], text_embeds=embeds)) == 2
 
 
 def test_cli_never_runs_code_from_a_model_folder(tmp_path, cloud_file):

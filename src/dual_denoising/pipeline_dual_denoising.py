@@ -104,13 +104,17 @@ class ZeroShot3DClassificationPipeline(Pipeline):
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = False
-    _load_tokenizer = True
+    _load_tokenizer = False  # loaded in __init__ by `shipped.load_tokenizer`: never code, None when there is none
 
     # label sets whose embeddings are kept, newest last (a long-lived pipeline called with ever new labels stays small)
     max_cached_label_sets = 16
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        if self.tokenizer is None:
+            from .shipped import load_tokenizer
+
+            self.tokenizer = load_tokenizer(self.model.name_or_path)
         self._class_embeds_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     def __call__(self, inputs, candidate_labels: list[str] | None = None, **kwargs):
@@ -226,7 +230,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             return key
         key = (tuple(candidate_labels), templates)
         if self.tokenizer is None and key not in self._class_embeds_cache:
-            raise ValueError("this pipeline has no tokenizer: pass text_embeds=... or a model folder with one")
+            raise ValueError(f"{self.model.name_or_path} holds no tokenizer to embed the labels with (a folder written "
+                             "by DualDenoisingModel.save_pretrained holds the model only): save the teacher's "
+                             "tokenizer there too (tokenizer.save_pretrained(folder)), or pass text_embeds=...")
         self._cache(key, lambda: encode_class_names(
             self.model.get_text_features, self.tokenizer, list(candidate_labels), templates, self.device
         ))

@@ -70,8 +70,6 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
     """A `DualDenoisingModel` in eval mode and its tokenizer (None when the folder has none), from a shipped model's
     short name, a saved folder or a Hub id. The one loader of the CLI, evaluation and the demo: what is missing or
     wrong is said in one line (`FileNotFoundError`, `ValueError` or `OSError`), and loading never asks a question."""
-    from transformers import AutoTokenizer
-
     from .modeling_dual_denoising import DualDenoisingModel
 
     name = resolve_model(name_or_path)
@@ -91,9 +89,14 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
             raise ValueError(f"{name} holds a {model_type!r} model, not a Dual Denoising model (model_type "
                              "'dual_denoising'); pass a folder saved by this package")
         if not any(path.glob("*.safetensors")):
+            pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt*"))
+            if pickled:
+                raise ValueError(f"{name}: the weights are in {pickled[0]}, a pickle (loading one can run code); "
+                                 "dual-denoising reads only safetensors: load it yourself if you trust it and save it "
+                                 "again with save_pretrained (which writes model.safetensors)")
             raise FileNotFoundError(f"{name}: no model.safetensors in this folder (the weights are missing)")
         _refuse_custom_code(path, name)
-    elif _looks_like_a_path(name):
+    elif _looks_like_a_path(name) or Path(name.split("/")[0]).expanduser().is_dir():  # `runs/x` where runs/ is here
         shipped = ", ".join(shipped_models()) or "none"
         raise FileNotFoundError(f"{name}: no such model folder, and not a shipped model's short name ({shipped})")
     try:
@@ -103,16 +106,28 @@ def load_model_and_tokenizer(name_or_path: str | Path, device: str | torch.devic
     except Exception as err:  # safetensors raises its own error type for a truncated or damaged file
         raise OSError(f"{name}: the weights cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}); "
                       "the file is truncated or damaged: save or download the model again") from None
-    model = model.to(device).eval()
-    has_tokenizer = not local or (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()
-    tokenizer = None
-    if has_tokenizer:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path if local else name, trust_remote_code=False)
-        except (OSError, ValueError) as err:
-            if local:
-                raise ValueError(f"{name}: the tokenizer files cannot be read ({str(err).splitlines()[0]})") from None
-    return model, tokenizer
+    return model.to(device).eval(), load_tokenizer(name)
+
+
+def load_tokenizer(name_or_path: str | Path):
+    """The tokenizer saved with a model: from a local folder (None when it holds none, as a folder written by
+    `DualDenoisingModel.save_pretrained` alone) or a Hub id (None when it cannot be had). Never runs code: a folder
+    whose tokenizer files name custom code is refused (`ValueError`)."""
+    from transformers import AutoTokenizer
+
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    local = path.is_dir()
+    if local:
+        _refuse_custom_code(path, name)
+        if not ((path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()):
+            return None
+    try:
+        return AutoTokenizer.from_pretrained(path if local else name, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        if local:
+            raise ValueError(f"{name}: the tokenizer files cannot be read ({str(err).splitlines()[0]})") from None
+        return None
 
 
 _default_name = default_model_name()

@@ -28,10 +28,13 @@ def run_classify(args: argparse.Namespace) -> int:
     clouds = _load_files(paths, progress)  # bad files fail here, before the model is loaded
     model, tokenizer = load_model_and_tokenizer(args.model)
     _check_feature_options(model, args)
-    if tokenizer is None or model.text_model is None:
-        missing = "tokenizer files (tokenizer.json, or vocab.json + merges.txt)" if tokenizer is None else "text tower"
-        raise ValueError(f"{args.model}: the model has no {missing}, so the labels cannot be embedded; save the "
-                         "teacher's tokenizer and text tower with it (DualDenoisingModel.from_teacher does)")
+    if model.text_model is None:
+        raise ValueError(f"{args.model}: the model has no text tower, so the labels cannot be embedded; build it "
+                         "with DualDenoisingModel.from_teacher(TEACHER), which copies the teacher's, and save it again")
+    if tokenizer is None:
+        raise ValueError(f"{args.model}: no tokenizer files in the folder (DualDenoisingModel.save_pretrained writes "
+                         "the model only), so the labels cannot be embedded; save the teacher's tokenizer there: "
+                         "AutoTokenizer.from_pretrained(TEACHER).save_pretrained(FOLDER)")
     config = model.config.point_config
     up_axis = args.up_axis or default_up_axis(model)
     clouds = [  # model-ready, so that a cloud the model cannot take is named by its file
