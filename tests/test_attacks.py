@@ -1,4 +1,4 @@
-"""Attacks and defences (issue 7; docs/design.md section 8).
+"""Attacks and defences (docs/design.md section 8).
 
 Toy classifiers whose gradients are known in closed form check that each attack finds the analytic worst case,
 respects its budget exactly, averages EOT draws correctly and never touches the caller's tensors; a contrastive

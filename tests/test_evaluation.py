@@ -1,4 +1,4 @@
-"""Zero-shot evaluation, metrics and the `evaluate` command (issue 7; docs/design.md section 8)."""
+"""Zero-shot evaluation, metrics and the `evaluate` command (docs/design.md section 8)."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def test_evaluate_zero_shot_reads_a_z_up_dataset_with_up_axis_z(trained):
 
 
 def test_randomized_smoothing_makes_the_baseline_stochastic_in_evaluate(trained):
-    """Issue 19: smoothing is an evaluate option; with it the contrastive baseline is attacked with EOT."""
+    """Smoothing is an evaluate option; with it the contrastive baseline is attacked with EOT."""
     model, class_embeds, _ = trained  # the contrastive baseline
     kwargs = dict(class_embeds=class_embeds, batch_size=4, show_progress=False)
     assert evaluation.evaluate_zero_shot(model, shapes_dataset(), **kwargs)["stochastic"] is False

@@ -1,4 +1,4 @@
-"""The Dual Denoising model (issue 3; docs/design.md sections 3-7)."""
+"""The Dual Denoising model (docs/design.md sections 3-7)."""
 
 from __future__ import annotations
 

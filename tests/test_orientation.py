@@ -1,4 +1,4 @@
-"""The orientation head that `up_axis="auto"` reads (issue 14): fitting, saving and the pipeline's use of it."""
+"""The orientation head that `up_axis="auto"` reads: fitting, saving and the pipeline's use of it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The package as a library: a wheel built from the tree carries the presets, the shipped models and the metrics, and
-works from another directory (issue 15)."""
+works from another directory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pipeline("zero-shot-3d-classification")`, embeddings, retrieval and the CLI (issue 6), in the manner of
+"""`pipeline("zero-shot-3d-classification")`, embeddings, retrieval and the CLI, in the manner of
 transformers' pipeline tests."""
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def test_up_axis_turns_z_up_and_x_up_clouds_y_up():
 
 
 def test_the_default_reads_z_up_exports_right_without_being_told():
-    """Issue 14: a Z-up export of a SynthShapes shape gets its Y-up original's top-1 with the defaults (the shipped
+    """A Z-up export of a SynthShapes shape gets its Y-up original's top-1 with the defaults (the shipped
     default carries an orientation head, so no up_axis means "auto"); the cone and the table were "tent" and
     "monitor" when the models silently assumed Y-up."""
     from transformers import pipeline as make_pipeline
@@ -347,7 +347,7 @@ def test_up_axis_pca_is_blind_to_the_pose(classifier, clouds):
 
 
 def test_defences_are_pipeline_options(classifier, clouds):
-    """Issue 19: purification and randomized smoothing reach the pipeline; the baseline refuses what it lacks."""
+    """Purification and randomized smoothing reach the pipeline; the baseline refuses what it lacks."""
     from transformers import pipeline as make_pipeline
 
     labels = LABELS

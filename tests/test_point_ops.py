@@ -1,4 +1,4 @@
-"""Point ops against brute-force numpy references (docs/design.md sections 2-3; issue 2)."""
+"""Point ops against brute-force numpy references (docs/design.md sections 2-3)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Pretraining with Accelerate (issue 5): exact resumption after SIGKILL, a real two-process run, the self-contained
+"""Pretraining with Accelerate: exact resumption after SIGKILL, a real two-process run, the self-contained
 final folder, teacher features computed on the fly, the Hub upload (mocked), both objectives."""
 
 from __future__ import annotations
@@ -395,7 +395,7 @@ def test_fsdp_config_wraps_the_models_blocks(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Scan-style training (issue 14): --scan_datasets
+# Scan-style training: --scan_datasets
 # ---------------------------------------------------------------------------------------------------------------------
 def write_scans(root: Path, shapes_per_class: int = 5) -> Path:
     """SynthShapes-Scan (object only) of the workspace's shapes: the same classes, seed and split."""

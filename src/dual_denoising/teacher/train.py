@@ -7,7 +7,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,32 +112,30 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def train_teacher(
-    dataset_dir: str | Path,
-    output_dir: str | Path,
-    config: TeacherConfig | None = None,
-    templates: Sequence[str] = DEFAULT_TEMPLATES,
-    accelerator=None,
-    evaluate: bool = True,
-    show_progress: bool = True,
-) -> dict:
-    """Train the small CLIP teacher on the `train` split of a triples folder and save it to `output_dir`.
+@dataclass
+class TeacherData:
+    """The training split, ready for the loop: every view as uint8, every caption pre-tokenised."""
 
-    Every view of every training shape is one image per epoch, paired with one caption of its shape drawn at random
-    (or, with probability `template_caption_prob`, a prompt template filled with its class name). Runs under
-    `accelerate launch`, `torchrun` or plain python; with several processes each computes the contrastive loss over
-    its own batch. After training, the main process reloads the folder with `CLIPModel.from_pretrained` /
-    `CLIPProcessor.from_pretrained` and (with `evaluate`) measures zero-shot top-1 on the `test` split with
-    `templates`. The metrics, the config and the timings go to `output_dir/teacher_metrics.json` and are returned.
-    """
-    from accelerate.utils import set_seed
-    from transformers import CLIPModel, CLIPProcessor
+    class_names: list[str]
+    bank: torch.Tensor  # (V, 3, S, S) uint8, every view of every shape
+    view_rows: torch.Tensor  # (V,) the shape (row) of each view
+    labels: torch.Tensor  # (R,) the class of each shape
+    caption_ids: torch.Tensor  # (Ncap, L) every caption, padded to max_length
+    row_caption_start: torch.Tensor  # (R,) where each shape's captions start in caption_ids
+    row_caption_count: torch.Tensor  # (R,)
+    template_ids: torch.Tensor  # (C * T, L) every prompt template filled with every class name
+    text_length: int  # one length for the whole run: the longest text used, + 1
+    image_mean: torch.Tensor  # (3,)
+    image_std: torch.Tensor  # (3,)
+    tokenizer: object
+    processor: object
+    num_captions: int
 
-    config = config or TeacherConfig()
-    accelerator = accelerator or make_accelerator(mixed_precision=config.mixed_precision)
-    set_seed(config.seed)
-    t_start = time.perf_counter()
-    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+
+def prepare_teacher_data(dataset_dir: Path, config: TeacherConfig, templates: Sequence[str], accelerator) -> TeacherData:
+    """Read the `train` split, train the caption tokenizer, convert the views and normalise them by their own
+    statistics (the image processor saved with the teacher carries them)."""
+    from transformers import CLIPProcessor
 
     train = load_triples(dataset_dir, split="train")
     missing = {"images", "captions", "label"} - set(train.column_names)
@@ -146,8 +144,6 @@ def train_teacher(
             f"{dataset_dir} train split lacks columns {sorted(missing)}; a teacher needs views, captions and labels"
         )
     class_names = train.features["label"].names
-
-    # --- data: every view as uint8, every caption pre-tokenised ------------------------------------------------
     rows = train.select_columns(["images", "captions", "label"])
     images, view_rows, captions, caption_rows, labels = [], [], [], [], []
     for r, row in enumerate(rows):
@@ -185,29 +181,116 @@ def train_teacher(
     template_ids = tokenize([t.format(label_to_text(c)) for c in class_names for t in templates])  # (C*T, L)
     used = torch.cat([caption_ids, template_ids] if config.template_caption_prob > 0 else [caption_ids])
     text_length = min(int((used != tokenizer.pad_token_id).sum(dim=1).max()) + 1, config.max_length)
-    labels_t = torch.tensor(labels)
-    view_rows_t = torch.tensor(view_rows)
+    return TeacherData(list(class_names), bank, torch.tensor(view_rows), torch.tensor(labels), caption_ids,
+                       row_caption_start, row_caption_count, template_ids, text_length, image_mean, image_std,
+                       tokenizer, processor, len(captions))
 
-    # --- model, optimiser, loader ---------------------------------------------------------------------------------
-    model = build_teacher_model(config, tokenizer)
+
+def caption_batch(data: TeacherData, row: torch.Tensor, config: TeacherConfig, num_templates: int,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One caption per shape of the batch, drawn at random (or, with probability `template_caption_prob`, a
+    prompt template filled with its class name): `input_ids` and `attention_mask`, `(B, text_length)`."""
+    pick = (torch.rand(len(row), generator=generator) * data.row_caption_count[row]).long()
+    input_ids = data.caption_ids[data.row_caption_start[row] + pick]
+    if config.template_caption_prob > 0:
+        use_template = torch.rand(len(row), generator=generator) < config.template_caption_prob
+        template = torch.randint(num_templates, (len(row),), generator=generator)
+        input_ids = torch.where(
+            use_template[:, None], data.template_ids[data.labels[row] * num_templates + template], input_ids
+        )
+    attention_mask = (input_ids != data.tokenizer.pad_token_id).long()
+    eos_position = attention_mask.sum(dim=1).clamp(max=input_ids.shape[1] - 1)
+    attention_mask[torch.arange(len(row)), eos_position] = 1  # the EOS has the padding id
+    # one text length for the whole run (the longest caption), not per batch: CPU kernels (oneDNN) are built once
+    # per input shape, and a new length every step costs far more than the padding
+    return input_ids[:, :data.text_length], attention_mask[:, :data.text_length]
+
+
+def teacher_loss(model, data: TeacherData, view_index: torch.Tensor, config: TeacherConfig, num_templates: int,
+                 generator: torch.Generator, accelerator) -> torch.Tensor:
+    """The contrastive loss of one batch of views: each view augmented and normalised, each paired with a caption of
+    its shape (`caption_batch`), the same-class pairs weighted by `same_class_target_weight`."""
+    row = data.view_rows[view_index]
+    input_ids, attention_mask = caption_batch(data, row, config, num_templates, generator)
+    pixels = data.bank[view_index].to(accelerator.device).float().div_(255.0)
+    mean = data.image_mean.view(1, 3, 1, 1).to(accelerator.device)
+    std = data.image_std.view(1, 3, 1, 1).to(accelerator.device)
+    pixels = (augment_views(pixels, config, generator) - mean) / std
+    with accelerator.autocast():
+        out = model(input_ids=input_ids.to(accelerator.device), attention_mask=attention_mask.to(accelerator.device),
+                    pixel_values=pixels)
+        return clip_contrastive_loss(out.logits_per_image.float(), data.labels[row].to(accelerator.device),
+                                     config.same_class_target_weight)
+
+
+def save_and_evaluate_teacher(model, data: TeacherData, dataset_dir: Path, output_dir: Path, templates: Sequence[str],
+                              evaluate: bool, show_progress: bool, accelerator) -> dict:
+    """Save the teacher and its processor; with `evaluate`, reload them as a user would and measure zero-shot top-1
+    on the `test` split. Returns the evaluation's figures."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.unwrap_model(model).save_pretrained(output_dir)
+    data.processor.save_pretrained(output_dir)
+    if not evaluate:
+        return {}
+    # load back through the public path, exactly as a user (or precompute-features) will
+    loaded = CLIPModel.from_pretrained(output_dir).to(accelerator.device).eval()
+    loaded_processor = CLIPProcessor.from_pretrained(output_dir)
+    test = load_triples(dataset_dir, split="test")
+    result = zero_shot_evaluate(loaded, loaded_processor, test, data.class_names, templates, show_progress=show_progress)
+    return {"zero_shot_top1": result["top1"], "zero_shot_shape_top1": result["shape_top1"],
+            "zero_shot_per_class": result["per_class"], "num_test_views": result["num_images"],
+            "num_test_shapes": result["num_shapes"]}
+
+
+def train_teacher(
+    dataset_dir: str | Path,
+    output_dir: str | Path,
+    config: TeacherConfig | None = None,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    accelerator=None,
+    evaluate: bool = True,
+    show_progress: bool = True,
+) -> dict:
+    """Train the small CLIP teacher on the `train` split of a triples folder and save it to `output_dir`.
+
+    Every view of every training shape is one image per epoch, paired with one caption of its shape drawn at random
+    (or, with probability `template_caption_prob`, a prompt template filled with its class name). Runs under
+    `accelerate launch`, `torchrun` or plain python; with several processes each computes the contrastive loss over
+    its own batch. After training, the main process reloads the folder with `CLIPModel.from_pretrained` /
+    `CLIPProcessor.from_pretrained` and (with `evaluate`) measures zero-shot top-1 on the `test` split with
+    `templates`. The metrics, the config and the timings go to `output_dir/teacher_metrics.json` and are returned.
+    """
+    from accelerate.utils import set_seed
+
+    config = config or TeacherConfig()
+    accelerator = accelerator or make_accelerator(mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+    t_start = time.perf_counter()
+    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    # 1. data: every view as uint8, every caption pre-tokenised
+    data = prepare_teacher_data(dataset_dir, config, templates, accelerator)
+
+    # 2. model, optimiser, loader
+    model = build_teacher_model(config, data.tokenizer)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate, betas=(0.9, 0.98))
     loader = torch.utils.data.DataLoader(
-        torch.arange(len(view_rows_t)), batch_size=config.batch_size, shuffle=True, drop_last=True
+        torch.arange(len(data.view_rows)), batch_size=config.batch_size, shuffle=True, drop_last=True
     )
     if len(loader) == 0:
-        raise ValueError(f"{len(view_rows_t)} training views are fewer than one batch of {config.batch_size}")
+        raise ValueError(f"{len(data.view_rows)} training views are fewer than one batch of {config.batch_size}")
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     total_steps = config.epochs * len(loader)  # optimiser steps of this process
-    mean = image_mean.view(1, 3, 1, 1).to(accelerator.device)
-    std = image_std.view(1, 3, 1, 1).to(accelerator.device)
     generator = torch.Generator().manual_seed(config.seed + accelerator.process_index)
     max_logit_scale = math.log(100.0)
 
     accelerator.print(
-        f"teacher: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(labels)} shapes, "
-        f"{len(view_rows_t)} views, {len(captions)} captions, {len(class_names)} classes, vocab {len(tokenizer)}, "
-        f"{total_steps} steps"
+        f"teacher: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(data.labels)} shapes, "
+        f"{len(data.view_rows)} views, {data.num_captions} captions, {len(data.class_names)} classes, vocab "
+        f"{len(data.tokenizer)}, {total_steps} steps"
     )
+    # 3. the loop
     t_train = time.perf_counter()
     step, losses, stopped_early = 0, [], False
     progress = tqdm(total=total_steps, desc="teacher", disable=not (show_progress and accelerator.is_main_process))
@@ -226,34 +309,7 @@ def train_teacher(
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * _lr_factor(done, config.warmup_ratio)
 
-            view_index = view_index.cpu()
-            row = view_rows_t[view_index]
-            pick = (torch.rand(len(row), generator=generator) * row_caption_count[row]).long()
-            input_ids = caption_ids[row_caption_start[row] + pick]
-            if config.template_caption_prob > 0:
-                use_template = torch.rand(len(row), generator=generator) < config.template_caption_prob
-                template = torch.randint(len(templates), (len(row),), generator=generator)
-                input_ids = torch.where(
-                    use_template[:, None], template_ids[labels_t[row] * len(templates) + template], input_ids
-                )
-            attention_mask = (input_ids != tokenizer.pad_token_id).long()
-            eos_position = attention_mask.sum(dim=1).clamp(max=input_ids.shape[1] - 1)
-            attention_mask[torch.arange(len(row)), eos_position] = 1  # the EOS has the padding id
-            # one text length for the whole run (the longest caption), not per batch: CPU kernels (oneDNN) are
-            # built once per input shape, and a new length every step costs far more than the padding
-            input_ids, attention_mask = input_ids[:, :text_length], attention_mask[:, :text_length]
-
-            pixels = bank[view_index].to(accelerator.device).float().div_(255.0)
-            pixels = (augment_views(pixels, config, generator) - mean) / std
-            with accelerator.autocast():
-                out = model(
-                    input_ids=input_ids.to(accelerator.device),
-                    attention_mask=attention_mask.to(accelerator.device),
-                    pixel_values=pixels,
-                )
-                loss = clip_contrastive_loss(
-                    out.logits_per_image.float(), labels_t[row].to(accelerator.device), config.same_class_target_weight
-                )
+            loss = teacher_loss(model, data, view_index.cpu(), config, len(templates), generator, accelerator)
             accelerator.backward(loss)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -277,18 +333,16 @@ def train_teacher(
     progress.close()
     train_seconds = time.perf_counter() - t_train
 
+    # 4. save, reload and evaluate
     accelerator.wait_for_everyone()
     metrics: dict = {}
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        accelerator.unwrap_model(model).save_pretrained(output_dir)
-        processor.save_pretrained(output_dir)
         metrics = {
             "dataset": str(dataset_dir),
-            "classes": list(class_names),
-            "num_train_shapes": len(labels),
-            "num_train_views": len(view_rows_t),
-            "num_train_captions": len(captions),
+            "classes": data.class_names,
+            "num_train_shapes": len(data.labels),
+            "num_train_views": len(data.view_rows),
+            "num_train_captions": data.num_captions,
             "steps": step,
             "epochs_completed": step / len(loader),
             "stopped_early": stopped_early,
@@ -303,21 +357,8 @@ def train_teacher(
             "templates": list(templates),
             "config": asdict(config),
         }
-        if evaluate:
-            # load back through the public path, exactly as a user (or precompute-features) will
-            loaded = CLIPModel.from_pretrained(output_dir).to(accelerator.device).eval()
-            loaded_processor = CLIPProcessor.from_pretrained(output_dir)
-            test = load_triples(dataset_dir, split="test")
-            result = zero_shot_evaluate(
-                loaded, loaded_processor, test, class_names, templates, show_progress=show_progress
-            )
-            metrics.update(
-                zero_shot_top1=result["top1"],
-                zero_shot_shape_top1=result["shape_top1"],
-                zero_shot_per_class=result["per_class"],
-                num_test_views=result["num_images"],
-                num_test_shapes=result["num_shapes"],
-            )
+        metrics.update(save_and_evaluate_teacher(model, data, dataset_dir, output_dir, templates, evaluate,
+                                                 show_progress, accelerator))
         metrics["total_seconds"] = time.perf_counter() - t_start
         (output_dir / TEACHER_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     accelerator.wait_for_everyone()
