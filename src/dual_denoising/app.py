@@ -127,6 +127,17 @@ def _labels(text: str) -> tuple[str, ...]:
     return tuple(normalize_labels(text, name="labels"))
 
 
+def _attack_table(rows: list, eps: float, pgd_steps: int, eot: int) -> str:
+    """The attack's result as Markdown: each model's top label and score before and after."""
+    lines = [f"Adaptive PGD-Linf, eps {eps}, {int(pgd_steps)} steps, EOT {int(eot)} (models with noise); "
+             f"the attack pushes away from **{rows[0][1]}**.", "",
+             "| model | before | after |", "|---|---|---|"]
+    for name, _, before, after in rows:
+        top_before, top_after = max(before, key=before.get), max(after, key=after.get)
+        lines.append(f"| {name} | {top_before} ({before[top_before]:.2f}) | {top_after} ({after[top_after]:.2f}) |")
+    return "\n".join(lines)
+
+
 def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | None = None):
     """The Gradio Blocks app comparing `model_names` (default: the shipped default and the plain baseline)."""
     import gradio as gr
@@ -203,13 +214,7 @@ def build_app(model_names: list[str] | None = None, gallery_dir: str | Path | No
             progress(1.0, desc="done")
         except USER_ERRORS as err:
             raise gr.Error(_page_error(err, path)) from None
-        lines = [f"Adaptive PGD-Linf, eps {eps}, {int(pgd_steps)} steps, EOT {int(eot)} (models with noise); "
-                 f"the attack pushes away from **{rows[0][1]}**.", "",
-                 "| model | before | after |", "|---|---|---|"]
-        for name, target, before, after in rows:
-            top_before, top_after = max(before, key=before.get), max(after, key=after.get)
-            lines.append(f"| {name} | {top_before} ({before[top_before]:.2f}) | {top_after} ({after[top_after]:.2f}) |")
-        return figure, "\n".join(lines)
+        return figure, _attack_table(rows, eps, pgd_steps, eot)
 
     # uploads older than an hour are deleted every hour; the whole folder goes when the process ends
     with gr.Blocks(title="Dual Denoising: zero-shot 3D classification", analytics_enabled=False,

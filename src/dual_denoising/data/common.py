@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .triples import SAMPLE_METHODS, resample_points, save_triples
+from .triples import SAMPLE_METHODS, portable, resample_points, save_triples
 
 MODELNET40_CLASSES = (
     "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
@@ -184,7 +184,7 @@ def _base_metadata(
 ) -> dict:
     return {
         "source_format": source_format,
-        "source_path": str(src.resolve()),
+        "source_path": portable(str(src.resolve())),  # the folder's name: no path of this machine
         "variant": None,
         "class_names": list(class_names),
         "prompt_names": [_prompt_name(n) for n in class_names],

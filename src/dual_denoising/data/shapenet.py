@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from ..fileio import load_points
 from .common import (
@@ -22,7 +21,7 @@ from .common import (
     _write_triples,
     _xyz,
 )
-from .triples import triples_features
+from .triples import portable, triples_features
 
 # ----------------------------------------------------------------------------------------------------------------------
 # ShapeNet-55, ULIP's triples
@@ -58,6 +57,55 @@ def _read_taxonomy(path: Path) -> dict[str, list[str]]:
             raise ValueError(f"{path}: synset {entry['synsetId']} has an empty name")
         taxonomy[str(entry["synsetId"])] = names
     return taxonomy
+
+
+def _shapenet55_folders(src: Path, pc_dir, split_dir, taxonomy, image_dir, with_images: bool):
+    """Where ULIP's layout (or the overrides) puts the clouds, the split lists, the taxonomy and the views."""
+    pc_root = _require_dir(Path(pc_dir) if pc_dir is not None else src / "shapenet_pc", "point clouds (pc_dir)")
+    if split_dir is not None:
+        split_root = _require_dir(Path(split_dir), "train.txt/test.txt (split_dir)")
+    else:
+        split_root = _first_existing([src / "train.txt", src / "ShapeNet-55" / "train.txt"])
+        split_root = split_root.parent if split_root is not None else src
+    taxonomy_file = Path(taxonomy) if taxonomy is not None else src / "taxonomy.json"
+    image_root = None
+    if with_images:
+        if image_dir is not None:
+            image_root = _require_dir(Path(image_dir), "rendered views (image_dir)")
+        else:
+            image_root = _first_existing([src / d for d in SHAPENET_IMAGE_DIRS])
+            if image_root is None:
+                raise FileNotFoundError(
+                    f"{src}: no {' or '.join(SHAPENET_IMAGE_DIRS)} folder; pass image_dir=... (--image-dir), "
+                    "or with_images=False (--no-images) to import points and captions only"
+                )
+    return pc_root, split_root, taxonomy_file, image_root
+
+
+def _read_shapenet55_list(listing: Path, names: dict, taxonomy_file: Path) -> list[tuple[str, str]]:
+    """`(synset, file name)` of each line of a Point-BERT split list, each synset checked against the taxonomy."""
+    entries = []
+    for lineno, line in enumerate(_read_lines(listing, "one {synset}-{model}.npy file name per line"), 1):
+        name = Path(line).name
+        synset, sep, _ = name.partition("-")
+        if not sep or not synset:
+            raise ValueError(f"{listing}: line {lineno} is {line!r}; expected {{synset}}-{{model}}.npy")
+        if synset not in names:
+            raise ValueError(f"{listing}: line {lineno}: synset {synset} is not in {taxonomy_file}")
+        entries.append((synset, name))
+    return entries
+
+
+def _shapenet55_views(image_root: Path, shape_id: str, angles: Sequence[int], suffixes: Sequence[str]) -> list[dict]:
+    """The rendered views of one shape found for `angles` (each suffix: RGB, depth), as image rows."""
+    found = []
+    for angle in angles:
+        for suffix in suffixes:
+            file_name = f"{shape_id}_r_{angle:03d}{suffix}.png"
+            path = _first_existing([image_root / shape_id / file_name, image_root / file_name])
+            if path is not None:
+                found.append({"bytes": path.read_bytes(), "path": file_name})
+    return found
 
 
 def import_shapenet55_ulip(
@@ -108,39 +156,11 @@ def import_shapenet55_ulip(
     src = _require_dir(Path(src), "ULIP's shapenet-55 folder")
     out = _check_out_dir(out_dir, overwrite)
     resampler = _Resampler(num_points, sample_method, seed, chunk_size)
-    pc_root = _require_dir(Path(pc_dir) if pc_dir is not None else src / "shapenet_pc", "point clouds (pc_dir)")
-    if split_dir is not None:
-        split_root = _require_dir(Path(split_dir), "train.txt/test.txt (split_dir)")
-    else:
-        split_root = _first_existing([src / "train.txt", src / "ShapeNet-55" / "train.txt"])
-        split_root = split_root.parent if split_root is not None else src
-    taxonomy_file = Path(taxonomy) if taxonomy is not None else src / "taxonomy.json"
+    pc_root, split_root, taxonomy_file, image_root = _shapenet55_folders(src, pc_dir, split_dir, taxonomy, image_dir,
+                                                                          with_images)
     names = _read_taxonomy(taxonomy_file)
-    image_root = None
-    if with_images:
-        if image_dir is not None:
-            image_root = _require_dir(Path(image_dir), "rendered views (image_dir)")
-        else:
-            image_root = _first_existing([src / d for d in SHAPENET_IMAGE_DIRS])
-            if image_root is None:
-                raise FileNotFoundError(
-                    f"{src}: no {' or '.join(SHAPENET_IMAGE_DIRS)} folder; pass image_dir=... (--image-dir), "
-                    "or with_images=False (--no-images) to import points and captions only"
-                )
-
-    lists: dict[str, list[tuple[str, str]]] = {}
-    for split in ("train", "test"):
-        listing = split_root / f"{split}.txt"
-        entries = []
-        for lineno, line in enumerate(_read_lines(listing, "one {synset}-{model}.npy file name per line"), 1):
-            name = Path(line).name
-            synset, sep, _ = name.partition("-")
-            if not sep or not synset:
-                raise ValueError(f"{listing}: line {lineno} is {line!r}; expected {{synset}}-{{model}}.npy")
-            if synset not in names:
-                raise ValueError(f"{listing}: line {lineno}: synset {synset} is not in {taxonomy_file}")
-            entries.append((synset, name))
-        lists[split] = entries
+    lists = {split: _read_shapenet55_list(split_root / f"{split}.txt", names, taxonomy_file)
+             for split in ("train", "test")}
     if whole:
         lists = {"train": lists["test"] + lists["train"]}  # ULIP's order: test lines first
     synsets = sorted({synset for entries in lists.values() for synset, _ in entries})
@@ -149,16 +169,6 @@ def import_shapenet55_ulip(
     label_of = {s: i for i, s in enumerate(synsets)}
     suffixes = [""] + ([ULIP_DEPTH_SUFFIX] if include_depth else [])
     skipped: dict[str, list[str]] = {"missing_points": [], "missing_images": []}
-
-    def views(shape_id: str) -> list[dict[str, Any]]:
-        found = []
-        for angle in angles:
-            for suffix in suffixes:
-                file_name = f"{shape_id}_r_{angle:03d}{suffix}.png"
-                path = _first_existing([image_root / shape_id / file_name, image_root / file_name])
-                if path is not None:
-                    found.append({"bytes": path.read_bytes(), "path": file_name})
-        return found
 
     def read(split: str) -> Iterator[dict]:
         for synset, file_name in lists[split]:
@@ -174,7 +184,7 @@ def import_shapenet55_ulip(
             row = {"shape_id": shape_id, "points": _xyz(path, load_points(path)), "label": label_of[synset],
                    "captions": list(names[synset])}
             if with_images:
-                row["images"] = views(shape_id)
+                row["images"] = _shapenet55_views(image_root, shape_id, angles, suffixes)
                 if not row["images"]:
                     if on_missing == "skip":
                         skipped["missing_images"].append(shape_id)
@@ -202,7 +212,7 @@ def import_shapenet55_ulip(
             prompt_names=[names[s][0] for s in synsets],
             captions="all names of the synset in taxonomy.json",
             images=(
-                {"folder": str(image_root), "view_angles": list(angles), "include_depth": include_depth}
+                {"folder": portable(str(image_root)), "view_angles": list(angles), "include_depth": include_depth}
                 if with_images else None
             ),
             skipped={k: len(v) for k, v in skipped.items()},
