@@ -1,7 +1,7 @@
 """Zero-shot inference throughput against this machine's own matmul peak: a markdown table.
 
-    python benchmarks/bench_inference.py [--presets tiny small base-8k] [--batch-sizes 1 32] [--chains 1 8]
-        [--steps 1 10] [--dtypes float32 bfloat16] [--devices cpu cuda] [--repeats 3] [--threads N] [--compile]
+    python benchmarks/bench_inference.py [--presets tiny small base-8k] [--batch-sizes 1 32] [--num-noise-samples 1 8]
+        [--num-inference-steps 1 10] [--dtypes float32 bfloat16] [--devices cpu cuda] [--repeats 3] [--threads N] [--compile]
 
 For every case: `get_point_features` (parallel noise inference: encoder once, K chains, S DDIM steps) on random
 clouds, timed as the median wall time of a call under `torch.inference_mode()` after one warm-up; its FLOPs are
@@ -51,8 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "base-8k"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 32])
-    parser.add_argument("--chains", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--steps", nargs="+", type=int, default=[1, 10])
+    parser.add_argument("--num-noise-samples", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--num-inference-steps", nargs="+", type=int, default=[1, 10])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     parser.add_argument("--repeats", type=int, default=3)
@@ -92,9 +92,9 @@ def main() -> None:
                     for batch in args.batch_sizes:
                         points = (torch.rand(batch, num_points, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1)
                         points = points.to(device, dtype)
-                        for steps in args.steps:
+                        for steps in args.num_inference_steps:
                             baseline = None
-                            for chains in args.chains:
+                            for chains in args.num_noise_samples:
                                 def call(chains=chains, steps=steps):
                                     with torch.inference_mode():
                                         return features(points, chains, steps,

@@ -1,7 +1,7 @@
 """Parallel noise inference: zero-shot accuracy and cost of K chains x S DDIM steps, side by side.
 
     python benchmarks/bench_noise_inference.py --model outputs/world/runs/dual-denoising-tiny \
-        --dataset outputs/world/synthshapes-1024 [--chains 1 4 8] [--steps 1 2 5 10] [--threads 1]
+        --dataset outputs/world/synthshapes-1024 [--num-noise-samples 1 4 8] [--num-inference-steps 1 2 5 10] [--threads 1]
 
 For every (K, S): clean top-1 on the whole test split (seeded noise, the same for every setting's first chain) and the
 milliseconds per cloud of `get_point_features` at batch 64 (median over the split's batches), on this machine's
@@ -31,8 +31,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True, help="a triples folder with a labelled test split")
-    parser.add_argument("--chains", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 10])
+    parser.add_argument("--num-noise-samples", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--num-inference-steps", type=int, nargs="+", default=[1, 2, 5, 10])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
@@ -46,8 +46,8 @@ def main() -> None:
     with torch.no_grad():
         class_embeds = class_embeddings(model, test.features["label"].names, AutoTokenizer.from_pretrained(args.model))
     rows = []
-    for k in args.chains:
-        for s in args.steps:
+    for k in args.num_noise_samples:
+        for s in args.num_inference_steps:
             right, times = 0, []
             with torch.no_grad():
                 for i, start in enumerate(range(0, len(points), args.batch_size)):

@@ -72,7 +72,8 @@ def inference(device: str, smoke: bool) -> tuple[str, bool]:
     presets = ["tiny"] if smoke else ["tiny", "small", "base-8k"]
     batches = ["1", "2"] if smoke else ["1", "64"]
     code, output, seconds = run([sys.executable, str(BENCH / "bench_inference.py"), "--devices", device, "--presets",
-                                 *presets, "--batch-sizes", *batches, "--chains", "1", "8", "--steps", "1", "--dtypes",
+                                 *presets, "--batch-sizes", *batches, "--num-noise-samples", "1", "8",
+                                 "--num-inference-steps", "1", "--dtypes",
                                  "float32", "bfloat16", "--repeats", "1" if smoke else "5"], timeout=300)
     lines = [line for line in output.splitlines() if line.startswith(("|", "matmul peak", "torch "))]
     text = f"`bench_inference.py` ({seconds:.0f} s, exit {code}):\n\n" + "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --ou
                       costs 48 passes per cloud). The rules
                       are compared on --split validation (the last 16 training shapes of every class, which the
                       shipped models never trained on); the chosen one is then reported on the test split.
---study domains       complete clouds (the test split) against the three scan variants, K in --chains for Dual
+--study domains       complete clouds (the test split) against the three scan variants, K in --num-noise-samples for Dual
                       Denoising models (S from the model's config), top-1 with Wilson 95% intervals.
 """
 
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--split", choices=["validation", "test"], default="validation")
     parser.add_argument("--model", action="append", default=None,
                         help="a shipped model's short name or a folder (repeatable; default: every shipped model)")
-    parser.add_argument("--chains", type=int, nargs="+", default=[1, 4, 8], help="K for Dual Denoising models")
+    parser.add_argument("--num-noise-samples", type=int, nargs="+", default=[1, 4, 8], help="K for Dual Denoising models")
     parser.add_argument("--sets", nargs="+", choices=ORIENTATION_SETS, default=list(ORIENTATION_SETS),
                         help="the orientation study's sets (each costs 48 passes per cloud)")
     args = parser.parse_args()
@@ -176,7 +176,7 @@ def main() -> None:
         else:
             _, _, names = load_split(args.work_dir / "synthshapes-1024", "test")
             results[name] = domain_rows(model, class_embeddings(model, names, tokenizer), args.work_dir, args.split,
-                                        args.chains)
+                                        args.num_noise_samples)
         results[name]["seconds"] = time.perf_counter() - start
         results[name]["split"] = args.split
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -125,10 +125,11 @@ def evaluate_model(model_dir: Path, points, labels, names, args, row: dict | Non
     adversarial clouds crafted on another model (the transfer attack)."""
     model = DualDenoisingModel.from_pretrained(model_dir).eval()
     method = model.config.objective == "dual_denoising"
-    stochastic = method or args.smoothing_level > 0
-    feature_kwargs = {"num_noise_samples": args.chains, "num_inference_steps": args.inference_steps} if method else {}
-    if args.smoothing_level > 0:  # randomized smoothing: K noisy copies through the encoder
-        feature_kwargs.update(num_noise_samples=args.chains, inference_point_noise_level=args.smoothing_level)
+    stochastic = method or args.inference_point_noise_level > 0
+    feature_kwargs = ({"num_noise_samples": args.num_noise_samples, "num_inference_steps": args.num_inference_steps}
+                      if method else {})
+    if args.inference_point_noise_level > 0:  # randomized smoothing: K noisy copies through the encoder
+        feature_kwargs.update(num_noise_samples=args.num_noise_samples, inference_point_noise_level=args.inference_point_noise_level)
     if args.purification_rounds > 0:
         feature_kwargs["purification_rounds"] = args.purification_rounds
         if args.purification_level is not None:
@@ -251,10 +252,10 @@ def main() -> None:
                         help="run the long attack on stochastic models too (with EOT: --long-steps x --eot passes)")
     parser.add_argument("--eot", type=int, default=4)
     parser.add_argument("--skip-fixed", action="store_true")
-    parser.add_argument("--chains", type=int, default=1, help="K for Dual Denoising models")
-    parser.add_argument("--inference-steps", type=int, default=1, help="S for Dual Denoising models")
-    parser.add_argument("--smoothing-level", type=int, default=0,
-                        help="randomized smoothing: point noise at this level t_in, --chains noisy copies")
+    parser.add_argument("--num-noise-samples", type=int, default=1, help="K for Dual Denoising models")
+    parser.add_argument("--num-inference-steps", type=int, default=1, help="S for Dual Denoising models")
+    parser.add_argument("--inference-point-noise-level", type=int, default=0,
+                        help="randomized smoothing: point noise at this level t_in, --num-noise-samples noisy copies")
     parser.add_argument("--purification-rounds", type=int, default=0,
                         help="PointDAE purification rounds before encoding (Dual Denoising models)")
     parser.add_argument("--purification-level", type=int, default=None,
@@ -288,7 +289,7 @@ def main() -> None:
     for spec in args.model:
         name, _, folder = spec.partition("=")
         if name in rows:  # a finished row is skipped without loading its model
-            stochastic = rows[name]["objective"] == "dual_denoising" or args.smoothing_level > 0
+            stochastic = rows[name]["objective"] == "dual_denoising" or args.inference_point_noise_level > 0
             if not any(missing_attacks(rows[name].get(f"pgd_linf_{eps}", {}), eps, args, stochastic,
                                        args.transfer_from is not None) for eps in args.eps):
                 continue

@@ -1,4 +1,4 @@
-"""Attacks and defences (docs/design.md section 8).
+"""Attacks and defenses (docs/design.md section 8).
 
 Toy classifiers whose gradients are known in closed form check that each attack finds the analytic worst case,
 respects its budget exactly, averages EOT draws correctly and never touches the caller's tensors; a contrastive
@@ -253,7 +253,7 @@ def test_default_attacks_scale_with_the_point_count():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Defences
+# Defenses
 # ----------------------------------------------------------------------------------------------------------------------
 def fibonacci_sphere(num_points: int) -> torch.Tensor:
     i = torch.arange(num_points, dtype=torch.float32) + 0.5

@@ -346,7 +346,7 @@ def test_up_axis_pca_is_blind_to_the_pose(classifier, clouds):
                            [r["score"] for r in classifier(cloud, candidate_labels=LABELS, up_axis="y")], rtol=1e-4)
 
 
-def test_defences_are_pipeline_options(classifier, clouds):
+def test_defenses_are_pipeline_options(classifier, clouds):
     """Purification and randomized smoothing reach the pipeline; the baseline refuses what it lacks."""
     from transformers import pipeline as make_pipeline
 

@@ -98,7 +98,7 @@ def test_robustness_budgets_resumes_a_stopped_attack_batch_by_batch_and_adds_a_s
     resumed = json.loads(out.read_text())["plain"]["pgd_linf_0.05"]
     assert resumed["adaptive"]["right"] == planted + right[1:] and "partial" not in resumed
     # a stochastic row (smoothing makes the baseline one) first run with --skip-fixed gets its fixed attack later
-    smoothing = ("--smoothing-level", "250", "--chains", "1")
+    smoothing = ("--inference-point-noise-level", "250", "--num-noise-samples", "1")
     out = tmp_path / "smoothed.json"
     _budgets(tmp_path, out, "0.05", extra=(*smoothing, "--skip-fixed"))
     first = json.loads(out.read_text())["plain"]["pgd_linf_0.05"]

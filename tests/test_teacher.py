@@ -204,7 +204,7 @@ def test_zero_shot_learns_separable_classes(trained_teacher, fake_triples):
     assert metrics["zero_shot_top1"] >= 0.75, metrics  # chance is 0.25
     model, processor = CLIPModel.from_pretrained(out).eval(), CLIPProcessor.from_pretrained(out)
     test = load_triples(fake_triples, split="test")
-    result = T.zero_shot_evaluate(model, processor, test, templates=TEMPLATES, show_progress=False)
+    result = T.evaluate_teacher(model, processor, test, templates=TEMPLATES, show_progress=False)
     assert result["top1"] == pytest.approx(metrics["zero_shot_top1"])
     assert 0 <= result["shape_top1"] <= 1 and result["num_shapes"] == len(test)
 

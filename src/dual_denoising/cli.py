@@ -4,7 +4,7 @@ The parsers live here, apart from the work, so that `dual-denoising --help` and 
 answer without importing torch, transformers or datasets: this module imports only the standard library and
 `training.arguments` (the pretraining options, derived from a dataclass). Each command names the function that runs it
 as "module:function"; that module is imported, and the model registered with transformers, only when the command
-runs. The few choices and defaults stated here (up axes, defences, ScanObjectNN variants, SynthShapes sizes) are
+runs. The few choices and defaults stated here (up axes, defenses, ScanObjectNN variants, SynthShapes sizes) are
 checked against the code they describe by `tests/test_cli.py`.
 
 Errors a user can fix (missing files, bad input) are printed as one line with a non-zero exit, never a traceback.

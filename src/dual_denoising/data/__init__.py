@@ -11,7 +11,7 @@ from .._lazy import lazy_exports
 # submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
 _EXPORTS = {
     "triples": [
-        "EMBED_COLUMNS", "METADATA_FILE", "PAD_MODES", "SAMPLE_METHODS", "SELECTIONS", "UP_AXES", "AnyDataset",
+        "EMBED_COLUMNS", "METADATA_FILE", "PAD_MODES", "SAMPLE_METHODS", "SELECTIONS", "AXIS_INDEX", "AnyDataset",
         "Compose", "NormalizeToUnitSphere", "PointArray", "PointCloudTransform", "PointTransform", "RandomGenerator",
         "RandomOrientation", "RandomPointDropout", "RandomRotationPerturbation", "RandomScaleAndTranslate", "RandomUpAxisRotation",
         "Resample", "TriplesCollator", "collate_triples", "is_hub_id", "load_triples", "load_triples_metadata",
@@ -28,7 +28,7 @@ __all__ = [
     "load_triples_metadata",
     "load_triples",
     "PointArray",
-    "UP_AXES",
+    "AXIS_INDEX",
     "SAMPLE_METHODS",
     "PAD_MODES",
     "rotation_matrix",

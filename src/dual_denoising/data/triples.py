@@ -126,14 +126,14 @@ def load_triples(
 
 PointArray = TypeVar("PointArray", np.ndarray, torch.Tensor)
 
-UP_AXES = {"x": 0, "y": 1, "z": 2}
+AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 SAMPLE_METHODS = ("fps", "random")
 PAD_MODES = ("random", "repeat")
 
 
 def _axis_index(axis: str | int) -> int:
-    if isinstance(axis, str) and axis.lower() in UP_AXES:
-        return UP_AXES[axis.lower()]
+    if isinstance(axis, str) and axis.lower() in AXIS_INDEX:
+        return AXIS_INDEX[axis.lower()]
     if isinstance(axis, int) and not isinstance(axis, bool) and 0 <= axis <= 2:
         return axis
     raise ValueError(f"up_axis must be 'x', 'y', 'z' or 0, 1, 2; got {axis!r}")

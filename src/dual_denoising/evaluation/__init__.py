@@ -1,8 +1,8 @@
-"""Evaluation: zero-shot accuracy, adversarial robustness (PGD-Linf/L2 with EOT, point drop/add, SRS/SOR defences),
+"""Evaluation: zero-shot accuracy, adversarial robustness (PGD-Linf/L2 with EOT, point drop/add, SRS/SOR defenses),
 reports and plots (`dual-denoising evaluate`).
 
 - `zero_shot`: class embeddings, `evaluate_zero_shot`, `evaluate` (the command), Wilson intervals, reports;
-- `attacks`: the attacks and defences, independent of the model (they see a differentiable classifier).
+- `attacks`: the attacks and defenses, independent of the model (they see a differentiable classifier).
 """
 
 from .._lazy import lazy_exports

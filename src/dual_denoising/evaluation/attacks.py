@@ -1,4 +1,4 @@
-"""White-box attacks on zero-shot point-cloud classifiers, and two input-purification defences (docs/design.md section 8).
+"""White-box attacks on zero-shot point-cloud classifiers, and two input-purification defenses (docs/design.md section 8).
 
 Every attack is a small dataclass whose fields are its parameters, called as
 
@@ -55,7 +55,7 @@ class ZeroShotClassifier:
         defense: optional purification `defense(points, generator=None) -> points` applied before the model (e.g.
             `SRSDefense`, `SORDefense`); attacks then differentiate through it.
         stochastic: whether two calls on the same input can differ; default: True unless the model's config says
-            `objective="contrastive"` (the deterministic baseline) and the defence is deterministic. Attacks query a
+            `objective="contrastive"` (the deterministic baseline) and the defense is deterministic. Attacks query a
             deterministic classifier once per step instead of `eot_samples` times.
         feature_kwargs: passed to `get_point_features`, e.g. `num_noise_samples`, `num_inference_steps`.
     """
@@ -86,7 +86,7 @@ class ZeroShotClassifier:
         self.feature_kwargs = feature_kwargs
 
     def logits(self, points: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`(B, C)` float32 logits of `points (B, N, C)`; `generator` drives every random draw (noise, defence)."""
+        """`(B, C)` float32 logits of `points (B, N, C)`; `generator` drives every random draw (noise, defense)."""
         if self.defense is not None:
             points = self.defense(points, generator=generator)
         kwargs = dict(self.feature_kwargs)
@@ -463,7 +463,7 @@ def default_attacks(
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Defences (input purification), applied by `ZeroShotClassifier(defense=...)` before the model
+# Defenses (input purification), applied by `ZeroShotClassifier(defense=...)` before the model
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclass(kw_only=True)
 class SRSDefense:

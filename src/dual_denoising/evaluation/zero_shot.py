@@ -144,7 +144,7 @@ def _generator(seed: int, *keys: int) -> torch.Generator:
 
 
 def _describe(defense) -> dict | str | None:
-    """A defence for the report: its class and fields (dataclasses), else its repr."""
+    """A defense for the report: its class and fields (dataclasses), else its repr."""
     if defense is None:
         return None
     if dataclasses.is_dataclass(defense):
@@ -192,7 +192,7 @@ def zero_shot_classifier(model, class_embeds: torch.Tensor, defense=None, **opti
         feature_kwargs = {}
     elif objective == "contrastive":
         feature_kwargs.pop("num_inference_steps", None)
-    # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defence draws noise)
+    # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defense draws noise)
     return ZeroShotClassifier(model, class_embeds, defense=defense, stochastic=stochastic or None, **feature_kwargs)
 
 
@@ -442,7 +442,7 @@ def write_markdown_report(results: Mapping[str, Any], path: str | Path, title: s
         f"feature kwargs: {results['feature_kwargs'] or 'config defaults'}, seed: {results['seed']}",
     ]
     if results.get("defense"):
-        lines.append(f"- defence: {results['defense']}")
+        lines.append(f"- defense: {results['defense']}")
     lines += ["", "## Clean accuracy", "", f"| top-1 (%) | top-{top_k_key[3:]} (%) |", "|---:|---:|",
               f"| {_pct(clean['top1'])} | {_pct(clean[top_k_key])} |", ""]
     if results.get("open_set"):

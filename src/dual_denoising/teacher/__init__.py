@@ -14,7 +14,7 @@ Two jobs, in four modules (docs/design.md, section 10): `model` (tokenizer, imag
 2. `precompute_features` (CLI: `dual-denoising precompute-features`): run any such CLIP (the small teacher or a real
    one) over a triples folder and add the `image_embeds` / `text_embeds` columns.
 
-`zero_shot.encode_class_prompts` and `zero_shot.zero_shot_evaluate` are the teacher's zero-shot helpers.
+`zero_shot.encode_class_prompts` and `zero_shot.evaluate_teacher` are the teacher's zero-shot helpers.
 """
 
 from .._lazy import lazy_exports
@@ -27,7 +27,7 @@ _EXPORTS = {
         "train_caption_tokenizer",
     ],
     "train": ["augment_views", "clip_contrastive_loss", "train_teacher"],
-    "zero_shot": ["encode_class_prompts", "zero_shot_evaluate"],
+    "zero_shot": ["encode_class_prompts", "evaluate_teacher"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -38,7 +38,7 @@ __all__ = [
     "build_image_processor",
     "build_teacher_model",
     "encode_class_prompts",
-    "zero_shot_evaluate",
+    "evaluate_teacher",
     "augment_views",
     "clip_contrastive_loss",
     "train_teacher",

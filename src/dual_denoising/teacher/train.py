@@ -25,7 +25,7 @@ from .model import (
     build_teacher_model,
     train_caption_tokenizer,
 )
-from .zero_shot import zero_shot_evaluate
+from .zero_shot import evaluate_teacher
 
 
 def _views_to_uint8(images: list, image_processor, batch_size: int = 512) -> torch.Tensor:
@@ -238,7 +238,7 @@ def save_and_evaluate_teacher(model, data: TeacherData, dataset_dir: Path, outpu
     loaded = CLIPModel.from_pretrained(output_dir).to(accelerator.device).eval()
     loaded_processor = CLIPProcessor.from_pretrained(output_dir)
     test = load_triples(dataset_dir, split="test")
-    result = zero_shot_evaluate(loaded, loaded_processor, test, data.class_names, templates, show_progress=show_progress)
+    result = evaluate_teacher(loaded, loaded_processor, test, data.class_names, templates, show_progress=show_progress)
     return {"zero_shot_top1": result["top1"], "zero_shot_shape_top1": result["shape_top1"],
             "zero_shot_per_class": result["per_class"], "num_test_views": result["num_images"],
             "num_test_shapes": result["num_shapes"]}

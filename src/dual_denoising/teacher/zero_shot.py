@@ -52,7 +52,7 @@ def encode_class_prompts(
 
 
 @torch.no_grad()
-def zero_shot_evaluate(
+def evaluate_teacher(
     model,
     processor,
     dataset,
