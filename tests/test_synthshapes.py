@@ -147,6 +147,34 @@ def test_an_existing_preview_is_never_replaced_unasked(tmp_path, capsys):
     assert "%|" not in capsys.readouterr().err  # a tqdm bar draws "NN%|"
 
 
+def test_dataset_folders_keep_what_the_user_put_there(tmp_path, capsys):
+    """A dataset's folder may hold the user's own files: they are never replaced, not even with --overwrite (a file
+    of a name the dataset uses is refused before any work), and a rewrite removes only the earlier dataset's files."""
+    out = tmp_path / "ds"
+    (out / "data").mkdir(parents=True)
+    mine = out / "dual_denoising.json"
+    mine.write_text("the user's own notes")
+    argv = ["make-synthetic", "--out", str(out), "--shapes-per-class", "2", "--classes", "cup", "--views", "1",
+            "--quiet", "--overwrite"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "dual_denoising.json was not written by dual-denoising" in err and len(err.splitlines()) == 1
+    assert mine.read_text() == "the user's own notes" and not any((out / "data").iterdir())
+    mine.unlink()
+    (out / "README.md").write_text("my dataset")
+    extra = out / "data" / "extra-00000-of-00001.parquet"
+    assert cli.main(argv) == 0
+    written = sorted(p.name for p in (out / "data").iterdir())
+    assert written == ["test-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
+    # a second run replaces its own files, keeps the README, and never touches a parquet file of the user's
+    extra.write_bytes(b"not ours")
+    assert cli.main(argv) == 1 and "extra-00000-of-00001.parquet was not written" in capsys.readouterr().err
+    extra.unlink()
+    assert cli.main(argv) == 0
+    assert (out / "README.md").read_text() == "my dataset"
+    assert load_triples(out, split="train").num_rows + load_triples(out, split="test").num_rows == 2
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Reproducibility
 # ----------------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .triples import SAMPLE_METHODS, portable, resample_points, save_triples
+from .triples import SAMPLE_METHODS, check_dataset_folder, portable, resample_points, save_triples
 
 MODELNET40_CLASSES = (
     "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
@@ -78,13 +78,14 @@ def _read_class_names(path: Path) -> list[str]:
 
 
 def _check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing non-empty output folder unless `overwrite`, before any work is done."""
+    """Refuse an existing non-empty output folder unless `overwrite`, before any work is done; even with it, a file
+    the dataset would replace that dual-denoising did not write (`check_dataset_folder`)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True (--overwrite) to replace it")
-    return out
+    return check_dataset_folder(out, overwrite)
 
 
 @contextlib.contextmanager

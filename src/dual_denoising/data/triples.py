@@ -78,25 +78,67 @@ def triples_features(
     return Features(features)
 
 
+DATASET_MANIFEST = ".dual_denoising_dataset.json"  # the files `save_triples` wrote into a dataset folder
+
+
+def dataset_files_written(out_dir: str | Path) -> set[str]:
+    """The files of `out_dir` (relative paths) that `save_triples` wrote: its manifest's list; for a folder saved
+    before the manifest existed, its JSON metadata file and the `data/{split}-00000-of-00001.parquet` files beside it."""
+    out_dir = Path(out_dir)
+    manifest = out_dir / DATASET_MANIFEST
+    if manifest.is_file():
+        return set(json.loads(manifest.read_text())["written"]) | {DATASET_MANIFEST}
+    splits = {f"data/{p.name}" for p in (out_dir / "data").glob("*-00000-of-00001.parquet")}
+    try:
+        legacy = splits and isinstance(json.loads((out_dir / METADATA_FILE).read_text()), dict)
+    except (OSError, ValueError):
+        legacy = False
+    return {METADATA_FILE} | splits if legacy else set()
+
+
+def check_dataset_folder(out_dir: str | Path, overwrite: bool, splits=("train", "test")) -> Path:
+    """Before any work: may a dataset of `splits` be written into `out_dir`? A folder holding a dataset written here
+    needs `overwrite`; a file there of a name the dataset uses (its metadata, `data/*.parquet`) that was not written
+    here is never replaced (`FileExistsError` naming it)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file; name a folder for the dataset")
+    ours = dataset_files_written(out_dir)
+    names = {f"data/{split}-00000-of-00001.parquet" for split in splits} | {METADATA_FILE}
+    names |= {f"data/{p.name}" for p in (out_dir / "data").glob("*.parquet")}  # the splits a dataset there has
+    foreign = sorted(name for name in names if (out_dir / name).exists() and name not in ours)
+    if foreign:
+        raise FileExistsError(f"{out_dir / foreign[0]} was not written by dual-denoising; move it away or choose "
+                              "another folder (nothing of yours is replaced)")
+    if any((out_dir / name).exists() for name in ours - {DATASET_MANIFEST}) and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
+    return out_dir
+
+
 def save_triples(
     dataset: DatasetDict, out_dir: str | Path, metadata: dict | None = None, overwrite: bool = False
 ) -> Path:
-    """Write every split of `dataset` as `out_dir/data/{split}-00000-of-00001.parquet` plus the metadata file.
+    """Write every split of `dataset` as `out_dir/data/{split}-00000-of-00001.parquet` plus the metadata file, and
+    list them in the folder's manifest (`DATASET_MANIFEST`).
 
-    An existing folder is refused unless `overwrite=True`, so nothing a user made is replaced by accident.
+    A folder that already holds a dataset written here is refused unless `overwrite=True`; then only the files this
+    function wrote before are replaced or removed. A file of the same name that it did not write is never replaced,
+    whatever `overwrite` says: nothing a user made is lost by accident.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_dataset_folder(out_dir, overwrite, list(dataset))
+    ours = dataset_files_written(out_dir)
+    targets = {f"data/{split}-00000-of-00001.parquet" for split in dataset} | {METADATA_FILE}
     data_dir = out_dir / "data"
-    if data_dir.exists() and any(data_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
     data_dir.mkdir(parents=True, exist_ok=True)
-    for old in data_dir.glob("*.parquet"):
-        old.unlink()
+    for name in ours:  # the earlier dataset's splits (its other files are rewritten below)
+        if name.startswith("data/") and name.endswith(".parquet"):
+            (out_dir / name).unlink(missing_ok=True)
     for split, ds in dataset.items():
         ds.to_parquet(str(data_dir / f"{split}-00000-of-00001.parquet"))
     meta = dict(metadata or {})
     meta.setdefault("splits", {split: len(ds) for split, ds in dataset.items()})
     (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / DATASET_MANIFEST).write_text(json.dumps({"written": sorted(targets)}, indent=2) + "\n")
     return out_dir
 
 

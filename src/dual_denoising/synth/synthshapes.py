@@ -34,7 +34,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data import normalize_points, save_triples, triples_features
+from ..data import check_dataset_folder, normalize_points, save_triples, triples_features
 from .classes import CLASS_NAMES, DEFAULT_UNSEEN_CLASSES, GENERATORS, SYNONYMS, make_captions
 from .primitives import GENERATOR_VERSION
 from .render import contact_sheet, render_mesh, sample_view_angles
@@ -247,10 +247,7 @@ def preview_sheet(
 def check_output(out_dir: str | Path, overwrite: bool, preview: str | Path | None) -> Path:
     """Fail before generating, not after: an output folder that holds a dataset needs `overwrite`; a preview is a
     .png file."""
-    out_dir = Path(out_dir)
-    data_dir = out_dir / "data"
-    if data_dir.exists() and any(data_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) to replace it")
+    out_dir = check_dataset_folder(out_dir, overwrite)
     if preview is not None and Path(preview).suffix.lower() != ".png":
         raise ValueError(f"the preview must be a .png file; got {preview}")
     if preview is not None and Path(preview).exists() and not overwrite:
