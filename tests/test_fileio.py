@@ -126,6 +126,20 @@ def test_mesh_is_sampled_on_its_surface(tmp_path, ext):
     assert not np.allclose(points, load_points(path, num_points=500, seed=4))
 
 
+def test_a_scene_of_several_meshes_is_read_as_one_with_a_warning(tmp_path):
+    import warnings
+
+    scene = trimesh.Scene({"seat": trimesh.creation.box(), "lamp": trimesh.creation.icosphere().apply_translation([3, 0, 0])})
+    scene.export(tmp_path / "room.glb")
+    with pytest.warns(UserWarning, match=r"room.glb: the scene holds 2 meshes \((seat, lamp|lamp, seat)\), read as one"):
+        points = load_points(tmp_path / "room.glb", num_points=400, seed=0)
+    assert points.shape == (400, 3) and points[:, 0].max() > 2.5 and points[:, 0].min() < -0.4  # both, merged
+    trimesh.creation.box().export(tmp_path / "box.glb")  # one mesh: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_points(tmp_path / "box.glb", num_points=100)
+
+
 def test_mesh_default_sample_count_and_area_weighting(tmp_path):
     # a 4 x 1 x 1 box: the four long faces hold 16/18 of the area
     path = tmp_path / "long.off"

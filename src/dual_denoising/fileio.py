@@ -19,6 +19,7 @@ extension (the message lists the supported ones), an unreadable, empty or non-fi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -246,6 +247,11 @@ def _read_mesh(path: Path, count: int, rng: np.random.Generator) -> tuple[np.nda
     if isinstance(geometry, trimesh.Scene):
         if geometry.is_empty:
             raise ValueError(f"{path}: the file holds no geometry (no vertices or faces were read)")
+        parts = [name for name, g in geometry.geometry.items() if len(getattr(g, "vertices", ())) > 0]
+        if len(parts) > 1:  # one object in several parts (common) or several objects: read as one, and say so
+            shown = ", ".join(parts[:4]) + (", ..." if len(parts) > 4 else "")
+            warnings.warn(f"{path.name}: the scene holds {len(parts)} meshes ({shown}), read as one object; if they "
+                          "are separate objects, export the one to classify on its own", UserWarning, stacklevel=3)
         geometry = geometry.to_geometry()
     vertices = np.asarray(getattr(geometry, "vertices", np.empty((0, 3))))
     faces = getattr(geometry, "faces", None)
