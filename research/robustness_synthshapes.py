@@ -31,7 +31,7 @@ from transformers import AutoTokenizer  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples, load_triples_metadata  # noqa: E402
-from dual_denoising.evaluation import class_embeddings, evaluate_zero_shot  # noqa: E402
+from dual_denoising.evaluation import InferenceOptions, class_embeddings, evaluate_zero_shot  # noqa: E402
 from dual_denoising.evaluation.attacks import default_attacks  # noqa: E402
 from dual_denoising.training.recipes import (  # noqa: E402
     ensure_features,
@@ -55,7 +55,8 @@ def evaluate(model_dir: Path, test, attacks: list[str], args, **feature_kwargs) 
             setattr(model.config, key, feature_kwargs.pop(key))
     names = test.features["label"].names
     class_embeds = class_embeddings(model, names, AutoTokenizer.from_pretrained(model_dir))
-    common = dict(class_embeds=class_embeds, class_names=names, show_progress=False, **feature_kwargs)
+    common = dict(class_embeds=class_embeds, class_names=names, show_progress=False,
+                  inference=InferenceOptions(**feature_kwargs))
     clean = evaluate_zero_shot(model, test, batch_size=64, **common)
     row = {"model": str(model_dir), "feature_kwargs": feature_kwargs, "clean_top1": clean["clean"]["top1"],
            "per_class": clean["clean"]["per_class_accuracy"], "clean_seconds": clean["seconds"]["total"]}

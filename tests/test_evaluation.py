@@ -140,11 +140,12 @@ def test_randomized_smoothing_makes_the_baseline_stochastic_in_evaluate(trained)
     model, class_embeds, _ = trained  # the contrastive baseline
     kwargs = dict(class_embeds=class_embeds, batch_size=4, show_progress=False)
     assert evaluation.evaluate_zero_shot(model, shapes_dataset(), **kwargs)["stochastic"] is False
-    smoothed = evaluation.evaluate_zero_shot(model, shapes_dataset(), inference_point_noise_level=100,
-                                             num_noise_samples=2, **kwargs)
+    smoothed = evaluation.evaluate_zero_shot(model, shapes_dataset(), **kwargs, inference=evaluation.InferenceOptions(
+        inference_point_noise_level=100, num_noise_samples=2))
     assert smoothed["stochastic"] is True
     with pytest.raises(ValueError, match="purification_rounds needs the PointDAE decoder"):
-        evaluation.evaluate_zero_shot(model, shapes_dataset(), purification_rounds=1, **kwargs)
+        evaluation.evaluate_zero_shot(model, shapes_dataset(), inference=evaluation.InferenceOptions(
+            purification_rounds=1), **kwargs)
 
 
 def test_evaluate_zero_shot_needs_class_embeddings(trained):
@@ -168,7 +169,8 @@ def test_stochastic_model_uses_fresh_noise_for_robust_accuracy():
     model.get_point_features = spy
     results = evaluation.evaluate_zero_shot(
         model, shapes_dataset().select(range(3)), class_embeds=torch.randn(3, tester.embed_dim),
-        attacks={"pgd_linf": PGDLinf(steps=1, eot_samples=2)}, num_noise_samples=2, num_inference_steps=1,
+        attacks={"pgd_linf": PGDLinf(steps=1, eot_samples=2)},
+        inference=evaluation.InferenceOptions(num_noise_samples=2, num_inference_steps=1),
         show_progress=False,
     )
     assert results["stochastic"] and results["feature_kwargs"] == {"num_noise_samples": 2, "num_inference_steps": 1}

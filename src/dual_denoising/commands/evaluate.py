@@ -12,7 +12,14 @@ import torch
 from ..data import portable
 from ..distributed import make_accelerator
 from ..evaluation.attacks import DEFENSES, default_attacks
-from ..evaluation.zero_shot import REPORT_FILES, _pct, evaluate_zero_shot, save_plots, write_markdown_report
+from ..evaluation.zero_shot import (
+    REPORT_FILES,
+    InferenceOptions,
+    _pct,
+    evaluate_zero_shot,
+    save_plots,
+    write_markdown_report,
+)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -32,12 +39,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     dataset = load_triples(args.dataset, split=args.split)
     unseen = load_triples_metadata(args.dataset).get("unseen_classes") if Path(args.dataset).is_dir() else None
     unseen = _comma_list(args.unseen_classes) if args.unseen_classes else unseen
-    for key, value in (("zero_shot_readout", args.readout), ("readout_fusion_weight", args.fusion_weight)):
-        if value is not None:  # inference options that are config fields: set, then checked as the config checks them
-            setattr(model.config, key, value)
-    if args.start_timestep is not None:
-        model.config.denoiser_start_timestep = None if args.start_timestep == -1 else args.start_timestep
-    model.config.validate_architecture()
     class_embeds = None
     if args.class_embeds:
         class_embeds, tokenizer = _load_class_embeds(args.class_embeds), None
@@ -53,9 +54,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     accelerator = make_accelerator()
     results = evaluate_zero_shot(
         model, dataset, class_embeds=class_embeds, tokenizer=tokenizer, attacks=attacks, linf_eps_sweep=sweep,
-        defense=defense, num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,
-        inference_point_noise_level=args.inference_point_noise_level, purification_rounds=args.purification_rounds,
-        purification_keep_input=args.purification_keep_input,
+        defense=defense, inference=InferenceOptions(
+            num_noise_samples=args.num_noise_samples, num_inference_steps=args.num_inference_steps,
+            inference_point_noise_level=args.inference_point_noise_level, purification_rounds=args.purification_rounds,
+            purification_keep_input=args.purification_keep_input, readout=args.readout,
+            fusion_weight=args.fusion_weight, start_timestep=args.start_timestep),
         batch_size=args.batch_size, max_samples=args.max_samples, seed=args.seed, up_axis=args.up_axis,
         unseen_classes=unseen, accelerator=accelerator, show_progress=not args.no_progress,
     )

@@ -10,7 +10,7 @@ from .._lazy import lazy_exports
 # submodule -> the names it gives; each is imported on first use (`dual_denoising._lazy`)
 _EXPORTS = {
     "zero_shot": [
-        "REPORT_FILES", "wilson_interval", "open_set_metrics", "evaluate_zero_shot", "load_metric", "prepare_points", "class_embeddings",
+        "REPORT_FILES", "InferenceOptions", "wilson_interval", "open_set_metrics", "evaluate_zero_shot", "load_metric", "prepare_points", "class_embeddings",
         "write_markdown_report", "save_plots",
     ],
     "attacks": [

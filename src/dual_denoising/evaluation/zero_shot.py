@@ -152,13 +152,34 @@ def _describe(defense) -> dict | str | None:
     return repr(defense)
 
 
-def _is_stochastic(model, inference_point_noise_level: int | None = None) -> bool:
-    """Dual Denoising samples noise; the contrastive baseline only with randomized smoothing (t_in > 0)."""
+@dataclasses.dataclass
+class InferenceOptions:
+    """The model's inference options for an evaluation, `get_point_features`'s (None leaves the model config's):
+    K and S of parallel noise inference; t_in > 0, randomized smoothing (K noisy copies through the encoder, either
+    objective); PointDAE purification rounds first, optionally averaged with the cloud as given (Dual Denoising);
+    where a model with a contrastive head reads its embedding (`readout`, `fusion_weight`) and the SDEdit start
+    `start_timestep` (-1: pure noise). The attacks see through all of them."""
+
+    num_noise_samples: int | None = None
+    num_inference_steps: int | None = None
+    inference_point_noise_level: int | None = None
+    purification_rounds: int | None = None
+    purification_keep_input: bool | None = None
+    readout: str | None = None
+    fusion_weight: float | None = None
+    start_timestep: int | None = None
+
+
+def _is_stochastic(model, options: InferenceOptions) -> bool:
+    """Dual Denoising samples noise (unless it reads its contrastive head alone); the contrastive baseline only with
+    randomized smoothing (t_in > 0)."""
     config = getattr(model, "config", None)
-    if getattr(config, "objective", None) != "contrastive":
+    level = options.inference_point_noise_level
+    smoothing = (level if level is not None else getattr(config, "inference_point_noise_level", 0)) > 0
+    readout = options.readout or getattr(config, "zero_shot_readout", "denoiser")
+    if getattr(config, "objective", None) != "contrastive" and readout != "head":
         return True
-    level = inference_point_noise_level
-    return (level if level is not None else getattr(config, "inference_point_noise_level", 0)) > 0
+    return smoothing or bool(options.purification_rounds or getattr(config, "purification_rounds", 0))
 
 
 class _Batches:
@@ -179,19 +200,29 @@ class _Batches:
 # ----------------------------------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------------------------------
-def zero_shot_classifier(model, class_embeds: torch.Tensor, defense=None, **options) -> ZeroShotClassifier:
-    """The classifier `evaluate_zero_shot` scores and attacks: the model's inference `options` (K, S, smoothing,
-    purification; None leaves the config's) as far as the model has them; a deterministic model gets none."""
+def zero_shot_classifier(model, class_embeds: torch.Tensor, defense=None,
+                         options: InferenceOptions | None = None) -> ZeroShotClassifier:
+    """The classifier `evaluate_zero_shot` scores and attacks: the model's inference `options` as far as the model
+    has them; a deterministic model gets only its readout."""
+    options = options or InferenceOptions()
     objective = getattr(model.config, "objective", None)
-    feature_kwargs = {k: v for k, v in options.items() if v is not None}
-    if (options.get("purification_rounds") or options.get("purification_keep_input")) and objective == "contrastive":
+    feature_kwargs = {k: v for k, v in dataclasses.asdict(options).items() if v is not None}
+    if (options.purification_rounds or options.purification_keep_input) and objective == "contrastive":
         raise ValueError("purification_rounds needs the PointDAE decoder of a Dual Denoising model; this model is the "
                          "contrastive baseline: leave it out")
-    stochastic = _is_stochastic(model, options.get("inference_point_noise_level"))
-    if not stochastic:  # the deterministic baseline: K and S mean nothing to it
-        feature_kwargs = {}
+    readout = options.readout or getattr(model.config, "zero_shot_readout", "denoiser")
+    start = options.start_timestep if options.start_timestep is not None else getattr(
+        model.config, "denoiser_start_timestep", None)
+    if objective == "dual_denoising" and (readout != "denoiser" or start not in (None, -1)) \
+            and not hasattr(model, "projection"):
+        raise ValueError(f"readout {readout!r} and start timestep {start} read a contrastive head, which this model has "
+                         "not (train one with contrastive_head_weight > 0)")
+    stochastic = _is_stochastic(model, options)
+    if not stochastic:  # a deterministic reading: K, S and t* mean nothing to it
+        feature_kwargs = {k: v for k, v in feature_kwargs.items() if k in ("readout",) and objective != "contrastive"}
     elif objective == "contrastive":
-        feature_kwargs.pop("num_inference_steps", None)
+        for key in ("num_inference_steps", "readout", "fusion_weight", "start_timestep"):
+            feature_kwargs.pop(key, None)
     # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defense draws noise)
     return ZeroShotClassifier(model, class_embeds, defense=defense, stochastic=stochastic or None, **feature_kwargs)
 
@@ -287,11 +318,7 @@ def evaluate_zero_shot(
     attacks: Mapping[str, PointCloudAttack] | None = None,
     linf_eps_sweep: Sequence[float] = (),
     defense=None,
-    num_noise_samples: int | None = None,
-    num_inference_steps: int | None = None,
-    inference_point_noise_level: int | None = None,
-    purification_rounds: int | None = None,
-    purification_keep_input: bool | None = None,
+    inference: InferenceOptions | None = None,
     batch_size: int = 16,
     max_samples: int | None = None,
     seed: int = 0,
@@ -315,11 +342,8 @@ def evaluate_zero_shot(
             parameters, or `PGDLinf`'s defaults); 0 is the clean accuracy; a radius equal to the `pgd_linf` attack's
             reuses its result.
         defense: optional purification applied before the model (`attacks.SRSDefense`, `attacks.SORDefense`).
-        num_noise_samples, num_inference_steps: K and S of parallel noise inference (default: the model config's).
-        inference_point_noise_level: t_in > 0 is randomized smoothing (K noisy copies of the cloud through the
-            encoder), for either objective; purification_rounds: PointDAE purification first (Dual Denoising models;
-            both `get_point_features` options, default the model config's), purification_keep_input: with it,
-            average the embeddings of the cloud as given and of the purified one. The attacks see through all of them.
+        inference: the model's inference options (`InferenceOptions`: K, S, smoothing, purification, readout;
+            None leaves the model config's).
         max_samples: evaluate on this many rows, drawn with `seed` (a shuffled subset keeps the classes mixed).
         seed: seeds the model's noise and the attacks (separate streams per process and purpose).
         top_k: the k of the top-k accuracy (5).
@@ -348,11 +372,7 @@ def evaluate_zero_shot(
         class_embeds = class_embeddings(model, class_names, tokenizer, templates)
     if class_embeds.shape[0] != len(class_names):
         raise ValueError(f"class_embeds has {class_embeds.shape[0]} rows; the dataset has {len(class_names)} classes")
-    classifier = zero_shot_classifier(
-        model, class_embeds.to(device), defense, num_noise_samples=num_noise_samples,
-        num_inference_steps=num_inference_steps, inference_point_noise_level=inference_point_noise_level,
-        purification_rounds=purification_rounds, purification_keep_input=purification_keep_input,
-    )
+    classifier = zero_shot_classifier(model, class_embeds.to(device), defense, inference)
 
     attacks = dict(attacks or {})
     sweep = sorted({float(e) for e in linf_eps_sweep})

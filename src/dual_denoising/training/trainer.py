@@ -62,7 +62,7 @@ from ..data import (
     portable,
 )
 from ..distributed import make_accelerator
-from ..evaluation import class_embeddings, evaluate_zero_shot
+from ..evaluation import InferenceOptions, class_embeddings, evaluate_zero_shot
 from ..modeling_dual_denoising import DualDenoisingModel
 from ..prompts import DEFAULT_TEMPLATES
 from .arguments import (
@@ -515,8 +515,9 @@ def run_evaluation(run: TrainingRun) -> dict | None:
         with accelerator.autocast():
             results = evaluate_zero_shot(
                 full, run.evaluation.dataset, class_embeds=run.evaluation.class_embeds,
-                batch_size=args.per_device_eval_batch_size, num_noise_samples=args.eval_num_noise_samples,
-                num_inference_steps=args.eval_num_inference_steps, max_samples=args.max_eval_samples,
+                batch_size=args.per_device_eval_batch_size, max_samples=args.max_eval_samples,
+                inference=InferenceOptions(num_noise_samples=args.eval_num_noise_samples,
+                                           num_inference_steps=args.eval_num_inference_steps),
                 seed=args.seed, unseen_classes=run.evaluation.unseen_classes, show_progress=False,
             )
         run.model.train()  # evaluate_zero_shot leaves the model in eval mode
