@@ -11,13 +11,11 @@ the SynthShapes-Scan folders (`dual-denoising make-synthetic --scan VARIANT --ou
 --study orientation   each cloud turned by one of the 24 axis-aligned rotations (seeded per cloud; "any up axis"), or
                       by a uniformly random rotation ("SO(3)"), then classified under every rule that could undo it:
                       `y` (nothing: the models read Y-up), `auto` (the pipeline's `up_axis="auto"`: the 24
-                      orientations, one kept by `choose_orientation`), `most confident` (that rule without the
-                      orientation head), and for a model with a head `head only` (its most likely turn) and `head
-                      mixture` (class probabilities averaged over the turns, weighted by the head); `auto-up6` (the
-                      6 up directions only), `mean24` (logits averaged over the 24), `energy` / `min-entropy` /
-                      `margin` (other confidence scores than the top probability), and `pca+...` (principal axes
-                      first, on every set; `pca+auto` is the pipeline's `up_axis="pca"`). --sets picks the sets (each
-                      costs 48 passes per cloud). The rules
+                      orientations, one kept by `choose_orientation`, with the model's identity prior), `auto without
+                      the prior`, `most confident` (that rule without the orientation head), `head only` (its most
+                      likely turn), `auto-up6` (the 6 up directions only), `mean24` (logits averaged over the 24); on
+                      the SO(3) set the same after the principal axes (`pca+auto` is the pipeline's `up_axis="pca"`).
+                      The two axis-aligned sets cost 24 passes per cloud together, SO(3) 24 more. The rules
                       are compared on --split validation (the last 16 training shapes of every class, which the
                       shipped models never trained on); the chosen one is then reported on the test split.
 --study domains       complete clouds (the test split) against the three scan variants, K in --num-noise-samples for Dual
@@ -87,53 +85,66 @@ def random_rotations(count: int, rng: np.random.Generator) -> np.ndarray:
 
 
 ORIENTATION_SETS = ("as trained (Y-up)", "any up axis", "SO(3)")
+# ORIENTATIONS[i] @ ORIENTATIONS[j] = ORIENTATIONS[COMPOSE[i, j]]
+COMPOSE = np.array([[int(np.argmin(np.abs(ORIENTATIONS - a @ b).sum(axis=(1, 2)))) for b in ORIENTATIONS]
+                    for a in ORIENTATIONS])
+
+
+def per_orientation_logits(model, class_embeds, points: torch.Tensor) -> torch.Tensor:
+    """`(M, 24, C)`: every cloud classified in each of the 24 orientations (`ORIENTATIONS[o] @ x`)."""
+    return torch.stack([logits_of(model, class_embeds, rotate(points, np.broadcast_to(o, (len(points), 3, 3))), 1)
+                        for o in ORIENTATIONS], dim=1)
 
 
 def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS, seed: int = 0) -> dict:
+    """Each set's rules. The axis-aligned sets share one computation: a cloud turned by ORIENTATIONS[t] and then
+    by ORIENTATIONS[o] is the upright cloud turned by ORIENTATIONS[COMPOSE[o, t]] (exactly: the rotations have
+    entries 0 and +-1, and FPS, kNN and the model see the same coordinates), so the turned clouds' 24 readings are
+    the upright ones', permuted; only the orientation head reads each turned cloud anew. `pca+` (the pipeline's
+    `up_axis="pca"`: principal axes first) is measured on the SO(3) set, the only one it is for."""
     rng = np.random.default_rng(seed)
-    turned = {"any up axis": ORIENTATIONS[rng.integers(len(ORIENTATIONS), size=len(points))],
-              "SO(3)": random_rotations(len(points), rng)}
-    turned = {"as trained (Y-up)": np.broadcast_to(ORIENTATIONS[0], (len(points), 3, 3)), **turned}
+    turns = rng.integers(len(ORIENTATIONS), size=len(points))
+    so3 = random_rotations(len(points), rng)
+    upright = None
     rows = {}
-    for name, rotations in turned.items():
-        if name not in sets:
-            continue
-        clouds = rotate(points, rotations)
-        row = {"y": summary(logits_of(model, class_embeds, clouds, 1).argmax(1) == labels)}
-        candidates = [("", clouds), ("pca+", rotate(clouds, principal_axes(clouds)))]  # pca+auto: up_axis="pca"
-        for prefix, base in candidates:
-            per_orientation = torch.stack([
-                logits_of(model, class_embeds, rotate(base, np.broadcast_to(o, (len(base), 3, 3))), 1)
-                for o in ORIENTATIONS
-            ], dim=1)  # (M, 24, C)
-            pick = choose_orientation(per_orientation)  # without the head: the most confident
-            row[prefix + "most confident"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
-            if model.orientation_head is not None:  # the learned turn (scripts/fit_orientation_head.py)
-                with torch.no_grad():
-                    turn = torch.cat([model.get_orientation_logits(chunk) for chunk in base.split(128)])
-                weight = model.config.orientation_confidence_weight
-                mixture = (turn.log_softmax(-1)[..., None] + per_orientation.log_softmax(-1)).logsumexp(1)
-                prior = 0.0 if prefix else model.config.orientation_identity_prior  # "auto" keeps the given
-                pick = choose_orientation(per_orientation, turn, weight, prior)  # the pipeline's rule with a head
-                for rule, scores in (("auto", per_orientation[torch.arange(len(base)), pick]),
-                                     ("head only", per_orientation[torch.arange(len(base)), turn.argmax(-1)]),
-                                     ("head mixture", mixture)):
-                    row[prefix + rule] = summary(scores.argmax(1) == labels)
-            else:  # the pipeline's rule without a head
-                prior = 0.0 if prefix else model.config.orientation_identity_prior
-                pick = choose_orientation(per_orientation, None, 0.0, prior)
-                row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+    for name in [n for n in ORIENTATION_SETS if n in sets]:
+        if name == "SO(3)":
+            clouds = rotate(points, so3)
+            base = rotate(clouds, principal_axes(clouds))
+            prefix = "pca+"
+            per_orientation = per_orientation_logits(model, class_embeds, base)
+        else:
+            if upright is None:
+                upright = per_orientation_logits(model, class_embeds, points)
+            shown = np.zeros(len(points), dtype=int) if name == "as trained (Y-up)" else turns
+            clouds = base = rotate(points, ORIENTATIONS[shown])
+            prefix = ""
+            per_orientation = upright[torch.arange(len(points))[:, None], torch.as_tensor(COMPOSE[:, shown].T)]
+        row = {"y": summary(per_orientation[:, 0].argmax(1) == labels) if not prefix else
+               summary(logits_of(model, class_embeds, clouds, 1).argmax(1) == labels)}
+        pick = choose_orientation(per_orientation)  # without the head: the most confident
+        row[prefix + "most confident"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+        prior = 0.0 if prefix else getattr(model.config, "orientation_identity_prior", 0.0)  # "auto" keeps the given
+        if model.orientation_head is not None:  # the learned turn (scripts/fit_orientation_head.py)
+            with torch.no_grad():
+                turn = torch.cat([model.get_orientation_logits(chunk) for chunk in base.split(128)])
+            weight = model.config.orientation_confidence_weight
+            pick = choose_orientation(per_orientation, turn, weight, prior)  # the pipeline's rule with a head
+            row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+            row[prefix + "head only"] = summary(per_orientation[torch.arange(len(base)), turn.argmax(-1)].argmax(1)
+                                                == labels)
             if not prefix:
-                up6 = per_orientation[:, ::4]  # yaw 0 of each up direction
-                row["auto-up6"] = summary(up6[torch.arange(len(base)), choose_orientation(up6)].argmax(1) == labels)
-                row["mean24"] = summary(per_orientation.mean(1).argmax(1) == labels)
-                top2 = per_orientation.topk(2, dim=-1).values
-                entropy = -(per_orientation.softmax(-1) * per_orientation.log_softmax(-1)).sum(-1)
-                for rule, pick in (("energy", per_orientation.logsumexp(-1).argmax(-1)),
-                                   ("min-entropy", entropy.argmin(-1)),
-                                   ("margin", (top2[..., 0] - top2[..., 1]).argmax(-1))):
-                    row[rule] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+                row["auto without the prior"] = summary(per_orientation[torch.arange(len(base)), choose_orientation(
+                    per_orientation, turn, weight)].argmax(1) == labels)
+        else:  # the pipeline's rule without a head
+            pick = choose_orientation(per_orientation, None, 0.0, prior)
+            row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
+        if not prefix:
+            up6 = per_orientation[:, ::4]  # yaw 0 of each up direction
+            row["auto-up6"] = summary(up6[torch.arange(len(base)), choose_orientation(up6)].argmax(1) == labels)
+            row["mean24"] = summary(per_orientation.mean(1).argmax(1) == labels)
         rows[name] = row
+        print(f"    {name}: " + ", ".join(f"{k} {100 * v['accuracy']:.1f}" for k, v in row.items()), flush=True)
     return rows
 
 
