@@ -129,7 +129,8 @@ def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS,
             with torch.no_grad():
                 turn = torch.cat([model.get_orientation_logits(chunk) for chunk in base.split(128)])
             weight = model.config.orientation_confidence_weight
-            pick = choose_orientation(per_orientation, turn, weight, prior)  # the pipeline's rule with a head
+            threshold = 1.0 if prefix else getattr(model.config, "orientation_keep_threshold", 1.0)
+            pick = choose_orientation(per_orientation, turn, weight, prior, threshold)  # the pipeline's rule
             row[prefix + "auto"] = summary(per_orientation[torch.arange(len(base)), pick].argmax(1) == labels)
             row[prefix + "head only"] = summary(per_orientation[torch.arange(len(base)), turn.argmax(-1)].argmax(1)
                                                 == labels)

@@ -10,10 +10,12 @@ axis-aligned rotations turns a cloud upright, from the training shapes of SynthS
 training shapes of every class, 512 clouds):
   - the head alone, every cloud in all 24 orientations: the share whose turn is predicted exactly, and the share whose
     predicted turn brings the up direction back to +y (what matters for a shape symmetric about its up axis);
-  - the confidence weight w and the identity prior b of `choose_orientation` (`config.orientation_confidence_weight`,
-    `config.orientation_identity_prior`): zero-shot top-1 of the clouds as they are and turned by a seeded one of the
-    24, for w in WEIGHTS (and without the head) and b in PRIORS; kept: among the (w, b) that cost at most half a point
-    on the upright clouds against reading them as given, the best on the turned ones.
+  - the confidence weight w, the identity prior b and the keep threshold tau of `choose_orientation`
+    (`config.orientation_confidence_weight`, `orientation_identity_prior`, `orientation_keep_threshold`): zero-shot
+    top-1 of the clouds as they are and turned by a seeded one of the 24, for w in WEIGHTS (and without the head), b in
+    PRIORS and tau in THRESHOLDS; kept: among the settings that cost at most half a point on the upright clouds
+    against reading them as given, the best on the turned ones. With --reuse-head, the clouds' 24 readings are
+    cached beside the --model folder (`FOLDER-readings.pt`) for a rerun.
 
 --model takes a shipped model's short name or a from_pretrained folder. --out saves the model with its head in a new
 folder; --pack NAME writes it into the package's shipped copy NAME (float16 weights, as the recipe stores them; every
@@ -43,6 +45,7 @@ from dual_denoising.training.recipes import save_shipped_weights  # noqa: E402
 
 WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
 PRIORS = (0, 1, 2, 4, 8, 16, 32)  # b, the identity prior, in log units of the rule's score
+THRESHOLDS = (1.0, 0.9, 0.7, 0.5, 0.3, 0.2)  # tau: keep the cloud as given when the head says so this surely (1: off)
 UPRIGHT_TOLERANCE = 0.005  # "auto" may cost at most half a point on upright clouds
 
 
@@ -88,34 +91,44 @@ def per_orientation_logits(model, class_embeds, clouds: torch.Tensor, batch_size
 
 
 @torch.no_grad()
-def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tensor) -> dict:
-    """The confidence weight w and the identity prior b of `choose_orientation`, on the validation clouds as they are
-    (upright) and turned by a seeded one of the 24 ("any up axis"). The rule: among the (w, b) whose upright top-1 is
-    within `UPRIGHT_TOLERANCE` of reading every cloud as given (Y-up), the best top-1 on the turned clouds (ties: the
-    smaller b, then the smaller w); if none is, the best upright top-1. Each (w, b)'s figures are returned."""
+def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tensor, cache: Path | None = None) -> dict:
+    """The confidence weight w, the identity prior b and the keep threshold tau of `choose_orientation`, on the
+    validation clouds as they are (upright) and turned by a seeded one of the 24 ("any up axis"). The rule: among the
+    (w, b, tau) whose upright top-1 is within `UPRIGHT_TOLERANCE` of reading every cloud as given (Y-up), the best
+    top-1 on the turned clouds (ties: no gate before a gate, then the smaller b and w); if none is, the best upright
+    top-1. Each setting's figures are returned. `cache` keeps the 24 readings of every cloud (the costly part: 48
+    passes per cloud) for a rerun."""
     turns = ORIENTATIONS[np.random.default_rng(0).integers(len(ORIENTATIONS), size=len(clouds))]
     sets = {"upright": clouds, "any up axis": torch.einsum("mij,mnj->mni", torch.as_tensor(turns, dtype=clouds.dtype),
                                                             clouds)}
-    scores = {name: (per_orientation_logits(model, class_embeds, c),
-                     torch.cat([model.get_orientation_logits(b) for b in c.split(128)])) for name, c in sets.items()}
-    upright_logits = scores["upright"][0]
-    as_given = float((upright_logits[:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
-    table = {}
+    if cache is not None and cache.is_file():
+        scores = torch.load(cache)
+    else:
+        scores = {name: (per_orientation_logits(model, class_embeds, c),
+                         torch.cat([model.get_orientation_logits(b) for b in c.split(128)])) for name, c in sets.items()}
+        if cache is not None:
+            torch.save(scores, cache)
+    as_given = float((scores["upright"][0][:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
+    table, row_of = {}, {}
     for weight in WEIGHTS:
         for prior in PRIORS:
-            row = {}
-            for name, (logits, turn_logits) in scores.items():
-                pick = choose_orientation(logits, None if weight is None else turn_logits, weight or 0.0, prior)
-                row[name] = float((logits[torch.arange(len(logits)), pick].argmax(-1) == labels).float().mean())
-            table[("no head" if weight is None else f"w={weight:g}") + f", b={prior:g}"] = row
-    candidates = [(w, b) for w in WEIGHTS if w is not None for b in PRIORS]
-    row_of = {(w, b): table[f"w={w:g}, b={b:g}"] for w, b in candidates}
-    kept = [c for c in candidates if row_of[c]["upright"] >= as_given - UPRIGHT_TOLERANCE]
+            for threshold in THRESHOLDS if weight is not None else (1.0,):
+                row = {}
+                for name, (logits, turn_logits) in scores.items():
+                    pick = choose_orientation(logits, None if weight is None else turn_logits, weight or 0.0, prior,
+                                              threshold)
+                    row[name] = float((logits[torch.arange(len(logits)), pick].argmax(-1) == labels).float().mean())
+                key = ("no head" if weight is None else f"w={weight:g}") + f", b={prior:g}, tau={threshold:g}"
+                table[key] = row
+                if weight is not None:
+                    row_of[(weight, prior, threshold)] = row
+    kept = [c for c, row in row_of.items() if row["upright"] >= as_given - UPRIGHT_TOLERANCE]
     if kept:
-        weight, prior = max(kept, key=lambda c: (row_of[c]["any up axis"], -c[1], -c[0]))
+        weight, prior, threshold = max(kept, key=lambda c: (row_of[c]["any up axis"], c[2], -c[1], -c[0]))
     else:
-        weight, prior = max(candidates, key=lambda c: (row_of[c]["upright"], row_of[c]["any up axis"]))
-    return {"weight": weight, "identity_prior": prior, "upright_as_given": as_given, "validation_top1": table}
+        weight, prior, threshold = max(row_of, key=lambda c: (row_of[c]["upright"], row_of[c]["any up axis"]))
+    return {"weight": weight, "identity_prior": prior, "keep_threshold": threshold, "upright_as_given": as_given,
+            "validation_top1": table}
 
 
 def main() -> None:
@@ -164,9 +177,12 @@ def main() -> None:
         history["command"] = (f"python scripts/fit_orientation_head.py --model {name} --views-per-cloud "
                               f"{args.views_per_cloud} --epochs {args.epochs} --seed {args.seed}")
     class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
-    history["confidence_weight"] = choose_weight(model, class_embeds, validation, validation_labels)
+    # a head's run folder (--reuse-head) keeps the validation clouds' 24 readings beside it for a rerun
+    cache = folder.parent / f"{folder.name}-readings.pt" if args.reuse_head else None
+    history["confidence_weight"] = choose_weight(model, class_embeds, validation, validation_labels, cache)
     model.config.orientation_confidence_weight = float(history["confidence_weight"]["weight"])
     model.config.orientation_identity_prior = float(history["confidence_weight"]["identity_prior"])
+    model.config.orientation_keep_threshold = float(history["confidence_weight"]["keep_threshold"])
     print(json.dumps(history, indent=2), flush=True)
 
     if args.pack is not None:

@@ -266,6 +266,11 @@ def test_identity_prior_keeps_the_cloud_as_given_unless_another_orientation_is_c
     assert choose_orientation(logits, None, 0.0, identity_prior=1.0).tolist() == [0]  # the rule without a head too
     far = torch.tensor([[[0.0, 0.0], [9.0, 0.0], [0.0, 0.0]]])  # a clear winner still turns the cloud
     assert choose_orientation(far, turn, 1.0, identity_prior=1.0).tolist() == [1]
+    # the keep threshold: a head sure enough that the cloud is upright keeps it, whatever the classifier says
+    sure = torch.tensor([[5.0, 0.0, -5.0]])  # p_head(0) ~ 0.99
+    assert choose_orientation(far, sure, 10.0).tolist() == [1]  # the classifier outweighs the head at w 10
+    assert choose_orientation(far, sure, 10.0, keep_threshold=0.9).tolist() == [0]
+    assert choose_orientation(far, turn, 10.0, keep_threshold=0.9).tolist() == [1]  # p_head(0) ~ 0.38: not sure
 
 
 def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, clouds):
@@ -304,6 +309,8 @@ def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, cloud
     np.testing.assert_allclose([r["score"] for r in kept], [r["score"] for r in as_given], rtol=1e-5)
     with pytest.raises(Exception, match="orientation_identity_prior must be >= 0"):
         DualDenoisingConfig(orientation_identity_prior=-1.0)
+    with pytest.raises(Exception, match="orientation_keep_threshold is a probability"):
+        DualDenoisingConfig(orientation_keep_threshold=0.0)
     plain = pipeline(TASK, model=str(saved_model))
     assert plain(cloud, candidate_labels=labels) == plain(cloud, candidate_labels=labels, up_axis="y")
 

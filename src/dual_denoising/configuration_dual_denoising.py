@@ -136,6 +136,8 @@ class DualDenoisingConfig(PreTrainedConfig):
         orientation_identity_prior: b of the same rule: added to the score of the cloud as given, so that `"auto"`
             turns a cloud only when another orientation scores more than b higher (0 = no preference; chosen with w on
             validation clouds, upright and turned, by `scripts/fit_orientation_head.py`; `"pca"` does not apply it).
+        orientation_keep_threshold: tau of the same rule: a cloud whose orientation head gives "already upright"
+            (orientation 0) a probability of at least tau is kept as given (1.0 = never by this; chosen with w and b).
         mask_ratio: Point-MAE masking of groups during pretraining (0 = off: the paper denoises instead).
         reconstruction_loss: `"chamfer_l2"` or `"chamfer_l1"`.
         feature_num_train_timesteps, feature_beta_schedule, feature_prediction_type: the feature DDPM (diffusers names).
@@ -208,6 +210,7 @@ class DualDenoisingConfig(PreTrainedConfig):
     orientation_head: bool = False
     orientation_confidence_weight: float | int = 8.0
     orientation_identity_prior: float | int = 0.0
+    orientation_keep_threshold: float | int = 1.0
     mask_ratio: float | int = 0.0
     reconstruction_loss: str = "chamfer_l2"
     feature_num_train_timesteps: int = 1000
@@ -284,6 +287,9 @@ class DualDenoisingConfig(PreTrainedConfig):
             )
         if self.purification_rounds and self.objective != "dual_denoising":
             raise ValueError("purification_rounds needs the PointDAE decoder, which only objective='dual_denoising' has")
+        if not 0 < self.orientation_keep_threshold <= 1:
+            raise ValueError(f"orientation_keep_threshold is a probability in (0, 1] (1 = off); got "
+                             f"{self.orientation_keep_threshold}")
         if self.orientation_identity_prior < 0:
             raise ValueError(f"orientation_identity_prior must be >= 0 (0 = no preference for the cloud as given); "
                              f"got {self.orientation_identity_prior}")

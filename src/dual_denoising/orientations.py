@@ -68,16 +68,21 @@ def principal_axes(points: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def choose_orientation(logits: torch.Tensor, turn_logits: torch.Tensor | None = None,
-                       confidence_weight: float = 1.0, identity_prior: float = 0.0) -> torch.Tensor:
+                       confidence_weight: float = 1.0, identity_prior: float = 0.0,
+                       keep_threshold: float = 1.0) -> torch.Tensor:
     """The rule `up_axis="auto"` applies: `(B, R, C)` zero-shot logits of each cloud under `R` orientations -> `(B,)`
     the chosen one. Without `turn_logits`, the most confident (the largest top softmax probability). With the
     orientation head's `(B, R)` logits, the one maximising `log p_head(o | x) + w * log max_c softmax(logits[o])`
     (`w = confidence_weight`): the head's belief about the turn, weighed with how sure the classifier is.
-    `identity_prior` b is added to the score of orientation 0, the cloud as given: another orientation must beat it
-    by b (log units), so a cloud that is already upright keeps its reading unless the evidence is clear."""
+    Two ways to keep a cloud that is upright already as it is (orientation 0): `identity_prior` b is added to the
+    score of orientation 0, so another must beat it by b (log units); and with a head, a cloud whose head gives
+    orientation 0 a probability of at least `keep_threshold` is kept as given (1.0: never by this)."""
     confidence = logits.log_softmax(dim=-1).amax(dim=-1)  # (B, R)
     score = confidence if turn_logits is None else turn_logits.log_softmax(dim=-1) + confidence_weight * confidence
     if identity_prior:
         score = score.clone()
         score[:, 0] += identity_prior
-    return score.argmax(dim=-1)
+    pick = score.argmax(dim=-1)
+    if turn_logits is not None and keep_threshold < 1.0:
+        pick = torch.where(turn_logits.softmax(dim=-1)[:, 0] >= keep_threshold, torch.zeros_like(pick), pick)
+    return pick

@@ -274,9 +274,10 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             points = torch.cat([xyz, cloud[None, :, 3:].expand(len(rotations), -1, -1)], dim=-1)[None]
         # "auto" keeps the cloud as given unless another orientation is clearly better; "pca"'s frame has no such
         # reading to keep
-        prior = self.model.config.orientation_identity_prior if up_axis == "auto" else 0.0
+        keep = (self.model.config.orientation_identity_prior, self.model.config.orientation_keep_threshold) \
+            if up_axis == "auto" else (0.0, 1.0)
         return {"points": points, "label_set": self._label_set(candidate_labels, hypothesis_template, text_embeds),
-                "identity_prior": prior}
+                "keep_as_given": torch.tensor(keep)}
 
     def _forward(self, model_inputs, num_noise_samples=None, seed=0, **feature_kwargs):
         label_set = model_inputs["label_set"]
@@ -302,9 +303,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         )
         if orientations:  # keep each cloud's orientation by the rule of choose_orientation
             logits = logits.unflatten(0, (-1, orientations))
-            prior = model_inputs["identity_prior"]
-            prior = prior[0] if isinstance(prior, list) else float(prior)  # one up_axis per call
-            pick = choose_orientation(logits, turn_logits, self.model.config.orientation_confidence_weight, prior)
+            prior, threshold = model_inputs["keep_as_given"].reshape(-1, 2)[0].tolist()  # one up_axis per call
+            pick = choose_orientation(logits, turn_logits, self.model.config.orientation_confidence_weight, prior,
+                                      threshold)
             logits = logits[torch.arange(len(logits)), pick]
         labels = list(keys[0][0])
         return {"logits": logits, "candidate_labels": [labels] * len(keys) if batched else labels}
