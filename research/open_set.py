@@ -7,6 +7,8 @@ name a candidate (generalized zero-shot), among the unseen names only, and by th
     # unseen: the unseen classes' shapes of the same rows, never trained on), then the chosen ones on the test split
     python research/open_set.py score --runs ulip-text dd-head-text --on validation
     python research/open_set.py score --runs ulip-text dd-head-text --on test --readouts chosen
+    # the diagnostic ladder: the unseen shapes' embeddings against the span of the seen classes' targets
+    python research/open_set.py ladder --runs dd-head-text ulip-text --readouts denoiser head
     # a run's readout as a model folder (for research/robustness_budgets.py)
     python research/open_set.py export --run dd-head-text --readout fusion:0.5 --out outputs/world/open-set/x
 
@@ -154,6 +156,45 @@ def score(model, tokenizer, rows, unseen: list[str], readout: str, batch_size: i
             "predictions": logits.argmax(1).tolist()}
 
 
+@torch.no_grad()
+def ladder(model, tokenizer, rows, unseen: list[str], readouts: list[str], batch_size: int = 32) -> dict:
+    """The diagnostic ladder on one trained encoder, over the unseen classes' shapes: for each readout, how much of
+    its embedding lies outside the span of the seen classes' text embeddings (the norm of the residual of the
+    least-squares projection, of a unit vector; 0 = inside the span), how far it is from its own class's text
+    embedding (cosine), and which seen classes absorb the unseen shapes (the top-3 and their counts)."""
+    model.eval()
+    names = rows.features["label"].names
+    class_embeds = F.normalize(class_embeddings(model, names, tokenizer, DEFAULT_TEMPLATES).float(), dim=-1)
+    seen_ids = [i for i, n in enumerate(names) if n not in unseen]
+    basis = torch.linalg.qr(class_embeds[seen_ids].T).Q  # (D, 24): an orthonormal basis of the seen targets' span
+    labels = torch.as_tensor(rows["label"])
+    keep = torch.isin(labels, torch.as_tensor([names.index(n) for n in unseen])).nonzero().squeeze(1).tolist()
+    unseen_rows = rows.select(keep)
+    out = {}
+    for readout in readouts:
+        generator = torch.Generator().manual_seed(0)
+        feats = []
+        for start in range(0, len(unseen_rows), batch_size):
+            points = prepare_points(unseen_rows[start:start + batch_size]["points"],
+                                    model.config.point_config.num_points)
+            feats.append(model.get_point_features(points, generator=generator, **readout_options(readout)))
+        feats = torch.cat(feats)
+        residual = (feats - (feats @ basis) @ basis.T).norm(dim=1)
+        own = (feats * class_embeds[torch.as_tensor(unseen_rows["label"])]).sum(1)
+        predicted = (feats @ class_embeds.T).argmax(1)
+        absorbed = torch.bincount(predicted[torch.isin(predicted, torch.as_tensor(seen_ids))], minlength=len(names))
+        top = absorbed.argsort(descending=True)[:3]
+        out[readout] = {"residual_outside_seen_span": residual.mean().item(), "cosine_to_own_class": own.mean().item(),
+                        "share_named_as_a_seen_class": float(torch.isin(predicted, torch.as_tensor(seen_ids)).float().mean()),
+                        "absorbing_seen_classes": {names[i]: int(absorbed[i]) for i in top.tolist() if absorbed[i] > 0},
+                        "num_shapes": len(unseen_rows)}
+    # the unseen classes' own text embeddings, for scale: how far outside the seen span a right answer lies
+    own_text = class_embeds[[names.index(n) for n in unseen]]
+    out["the unseen classes' text embeddings"] = {
+        "residual_outside_seen_span": (own_text - (own_text @ basis) @ basis.T).norm(dim=1).mean().item()}
+    return out
+
+
 def chosen_readouts(table: dict, name: str) -> list[str]:
     """The rule, on split 1's validation rows: the plain readouts, and the fusion weight whose seen validation
     shapes have the lowest cross-entropy (never the unseen rows)."""
@@ -168,7 +209,7 @@ def chosen_readouts(table: dict, name: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "score", "export"])
+    parser.add_argument("stage", choices=["train", "score", "ladder", "export"])
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
     parser.add_argument("--runs", nargs="+", default=[])
     parser.add_argument("--jobs", type=int, default=2)
@@ -194,6 +235,18 @@ def main() -> None:
         tokenizer.save_pretrained(args.out)
         return print(f"wrote {args.out}")
 
+    if args.stage == "ladder":
+        rows = rows_of(work, args.on)
+        metadata = load_triples_metadata(work / "synthshapes")
+        result = {}
+        for name in args.runs:
+            model, tokenizer = load_model_and_tokenizer(str(work / "open-set" / name))
+            _, unseen = open_set_classes(metadata, rows.features["label"].names,
+                                         SPLIT_2 if parse_run(name)["split"] == 2 else None)
+            result[name] = ladder(model, tokenizer, rows, unseen, readouts_of(model, args.readouts))
+        out = args.out or work / "tables" / f"open-set-ladder-{args.on}.json"
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        return print(json.dumps(result, indent=1))
     table_path = args.table or work / "tables" / "open-set.json"
     table = json.loads(table_path.read_text()) if table_path.is_file() else {}
     rows = rows_of(work, args.on)
