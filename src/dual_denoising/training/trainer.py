@@ -296,10 +296,12 @@ def make_evaluation(
     else:
         logger.warning("no text tower + tokenizer and no caption embeddings to build class embeddings: no evaluation")
         return None
-    # a run on every class has no unseen class
+    # a run on every class has no unseen class; a class without class embeddings was dropped from the split
     seen, unseen = open_set_classes(metadata, class_names, args.unseen_classes, args.dataset) \
         if args.train_on_seen_classes else ([], [])
-    return ZeroShotEvaluation(split, class_embeds.float().cpu(), source, seen, unseen)
+    scored = set(split.features["label"].names)
+    return ZeroShotEvaluation(split, class_embeds.float().cpu(), source, [c for c in seen if c in scored],
+                              [c for c in unseen if c in scored])
 
 
 def summarize_zero_shot(results: dict, seen_classes: list[str] = ()) -> dict:
