@@ -115,7 +115,9 @@ def load_tokenizer(name_or_path: str | Path):
     whose tokenizer files name custom code is refused (`ValueError`)."""
     from transformers import AutoTokenizer
 
-    name = str(name_or_path)
+    name = str(name_or_path or "")
+    if not name:  # a model built in memory names no folder
+        return None
     path = Path(name).expanduser()
     local = path.is_dir()
     if local:
