@@ -263,6 +263,7 @@ def test_cli_readout_options_and_a_split_of_the_users_own(trained, tmp_path):
         reports[name] = json.loads((tmp_path / name / "report.json").read_text())
     assert reports["fusion"]["clean"] == reports["head"]["clean"]  # a fusion weight of 1 is the head
     assert reports["head"]["open_set"]["unseen_classes"] == [CLASSES[-1]]
+    assert not reports["head"]["stochastic"] and reports["denoiser"]["stochastic"]  # the head alone draws no noise
     with pytest.raises(ValueError, match="contrastive_head_weight > 0"):
         run_cli("--model", str(tmp_path / "plain"), *common, "--readout", "head", "--out", str(tmp_path / "x"))
 

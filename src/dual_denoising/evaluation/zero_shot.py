@@ -223,8 +223,9 @@ def zero_shot_classifier(model, class_embeds: torch.Tensor, defense=None,
     elif objective == "contrastive":
         for key in ("num_inference_steps", "readout", "fusion_weight", "start_timestep"):
             feature_kwargs.pop(key, None)
-    # stochastic=None leaves it to the classifier (a deterministic model stays one unless the defense draws noise)
-    return ZeroShotClassifier(model, class_embeds, defense=defense, stochastic=stochastic or None, **feature_kwargs)
+    # a deterministic reading stays one unless the defense draws noise
+    stochastic = stochastic or bool(getattr(defense, "stochastic", False))
+    return ZeroShotClassifier(model, class_embeds, defense=defense, stochastic=stochastic, **feature_kwargs)
 
 
 def collect_logits(classifier: ZeroShotClassifier, loader, attacks: Mapping[str, PointCloudAttack], device,
