@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dual_denoising.data import load_triples  # noqa: E402
-from dual_denoising.evaluation import class_embeddings, prepare_points, wilson_interval  # noqa: E402
+from dual_denoising.evaluation import class_embeddings, per_orientation_logits, prepare_points, wilson_interval  # noqa: E402
 from dual_denoising.orientations import ORIENTATIONS, choose_orientation, principal_axes  # noqa: E402
 from dual_denoising.shipped import load_model_and_tokenizer, shipped_models  # noqa: E402
 from dual_denoising.training import validation_indices  # noqa: E402
@@ -54,9 +54,14 @@ def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, li
     return prepare_points(list(data["points"]), 1024), torch.as_tensor(labels), data.features["label"].names
 
 
+def chains_of(model, chains: int | None) -> dict:
+    """The number of noise samples K for a Dual Denoising model (a contrastive one draws none)."""
+    return {"num_noise_samples": chains} if model.config.objective == "dual_denoising" else {}
+
+
 def logits_of(model, class_embeds, points: torch.Tensor, chains: int | None, batch_size: int = 64) -> torch.Tensor:
     """`(M, C)` zero-shot logits, each cloud with its own seeded noise (the pipeline's rule: seed 0 per cloud)."""
-    kwargs = {"num_noise_samples": chains} if model.config.objective == "dual_denoising" else {}
+    kwargs = chains_of(model, chains)
     out = []
     with torch.no_grad():
         for start in range(0, len(points), batch_size):
@@ -90,12 +95,6 @@ COMPOSE = np.array([[int(np.argmin(np.abs(ORIENTATIONS - a @ b).sum(axis=(1, 2))
                     for a in ORIENTATIONS])
 
 
-def per_orientation_logits(model, class_embeds, points: torch.Tensor) -> torch.Tensor:
-    """`(M, 24, C)`: every cloud classified in each of the 24 orientations (`ORIENTATIONS[o] @ x`)."""
-    return torch.stack([logits_of(model, class_embeds, rotate(points, np.broadcast_to(o, (len(points), 3, 3))), 1)
-                        for o in ORIENTATIONS], dim=1)
-
-
 def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS, seed: int = 0) -> dict:
     """Each set's rules. The axis-aligned sets share one computation: a cloud turned by ORIENTATIONS[t] and then
     by ORIENTATIONS[o] is the upright cloud turned by ORIENTATIONS[COMPOSE[o, t]] (exactly: the rotations have
@@ -112,10 +111,10 @@ def orientation_rows(model, class_embeds, points, labels, sets=ORIENTATION_SETS,
             clouds = rotate(points, so3)
             base = rotate(clouds, principal_axes(clouds))
             prefix = "pca+"
-            per_orientation = per_orientation_logits(model, class_embeds, base)
+            per_orientation = per_orientation_logits(model, class_embeds, base, **chains_of(model, 1))
         else:
             if upright is None:
-                upright = per_orientation_logits(model, class_embeds, points)
+                upright = per_orientation_logits(model, class_embeds, points, **chains_of(model, 1))
             shown = np.zeros(len(points), dtype=int) if name == "as trained (Y-up)" else turns
             clouds = base = rotate(points, ORIENTATIONS[shown])
             prefix = ""

@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
-from dual_denoising.evaluation import class_embeddings, prepare_points  # noqa: E402
+from dual_denoising.evaluation import class_embeddings, per_orientation_logits, prepare_points  # noqa: E402
 from dual_denoising.orientations import ORIENTATIONS, choose_orientation  # noqa: E402
 from dual_denoising.shipped import PRETRAINED_DIR, load_model_and_tokenizer, shipped_models  # noqa: E402
 from dual_denoising.training import fit_orientation_head, turn_to, validation_indices  # noqa: E402
@@ -74,20 +74,6 @@ def validation_scores(model, clouds: torch.Tensor, batch_size: int = 128) -> dic
     return {"turn_accuracy": float((predicted == shown).mean()),
             "up_accuracy": float(np.isclose(residual[:, 1, 1], 1.0).mean()),  # +y stays +y
             "views": len(shown)}
-
-
-@torch.no_grad()
-def per_orientation_logits(model, class_embeds, clouds: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """`(M, 24, C)`: every cloud classified in each orientation (`ORIENTATIONS[o] @ x`), each cloud's noise seeded
-    as the pipeline seeds it."""
-    rotations = torch.as_tensor(ORIENTATIONS, dtype=clouds.dtype)
-    out = []
-    for chunk in clouds.split(batch_size):
-        candidates = torch.einsum("rij,mnj->mrni", rotations, chunk).flatten(0, 1)
-        generators = [torch.Generator().manual_seed(0) for _ in range(len(candidates))]
-        logits = model.zero_shot_logits(candidates, class_embeds, generator=generators).float()
-        out.append(logits.unflatten(0, (len(chunk), len(rotations))))
-    return torch.cat(out)
 
 
 @torch.no_grad()

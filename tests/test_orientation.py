@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dual_denoising import DualDenoisingModel
-from dual_denoising.orientations import NUM_ORIENTATIONS, ORIENTATIONS
+from dual_denoising.evaluation import per_orientation_logits
+from dual_denoising.orientations import NUM_ORIENTATIONS, ORIENTATIONS, every_orientation
 from dual_denoising.point_ops import normalize_to_unit_sphere
 from dual_denoising.training import fit_orientation_head, turn_to
 
@@ -33,6 +34,26 @@ def test_turn_to_is_undone_by_the_named_rotation():
         back = torch.einsum("ij,mnj->mni", torch.as_tensor(ORIENTATIONS[o], dtype=torch.float32), shown)
         torch.testing.assert_close(back, clouds)
     assert len(ORIENTATIONS) == NUM_ORIENTATIONS
+
+
+def test_every_orientation_is_the_rotations_applied_and_carries_extra_channels(one_thread):
+    clouds = torch.cat([lopsided_clouds(2), torch.rand(2, 128, 1)], dim=-1)  # xyz + one feature channel
+    turned = every_orientation(clouds)
+    assert turned.shape == (2, NUM_ORIENTATIONS, 128, 4)
+    for o in (0, 7, 19):
+        expected = torch.einsum("ij,mnj->mni", torch.as_tensor(ORIENTATIONS[o], dtype=torch.float32), clouds[..., :3])
+        torch.testing.assert_close(turned[:, o, :, :3], expected)
+        torch.testing.assert_close(turned[:, o, :, 3:], clouds[..., 3:])
+    # orientation o's reading is the model's reading of the cloud turned by o, each seeded as the pipeline seeds it
+    torch.manual_seed(0)
+    model = DualDenoisingModel(tester.get_config()).eval()
+    class_embeds = torch.nn.functional.normalize(torch.randn(3, model.config.embed_dim), dim=-1)
+    logits = per_orientation_logits(model, class_embeds, clouds[..., :3], batch_size=1, num_noise_samples=1)
+    assert logits.shape == (2, NUM_ORIENTATIONS, 3)
+    with torch.no_grad():
+        direct = model.zero_shot_logits(turned[:, 7, :, :3], class_embeds, num_noise_samples=1,
+                                        generator=[torch.Generator().manual_seed(0) for _ in range(2)])
+    torch.testing.assert_close(logits[:, 7], direct.float())
 
 
 def test_fitting_learns_the_turns_and_leaves_the_encoder_alone(tmp_path, one_thread):

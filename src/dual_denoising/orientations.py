@@ -34,6 +34,15 @@ ORIENTATIONS = _axis_aligned_rotations()
 NUM_ORIENTATIONS = len(ORIENTATIONS)
 
 
+def every_orientation(points: torch.Tensor) -> torch.Tensor:
+    """`(..., N, C)` -> `(..., 24, N, C)`: the cloud in each of the 24 `ORIENTATIONS` (`ORIENTATIONS[o] @ xyz`; any
+    channels after xyz are carried along). Orientation 0 is the cloud as given."""
+    rotations = torch.as_tensor(ORIENTATIONS, dtype=points.dtype, device=points.device)
+    xyz = torch.einsum("rij,...nj->...rni", rotations, points[..., :3])
+    rest = points[..., None, :, 3:].expand(*xyz.shape[:-1], points.shape[-1] - 3)
+    return torch.cat([xyz, rest], dim=-1)
+
+
 class DualDenoisingOrientationHead(nn.Module):
     """Which of the 24 axis-aligned rotations turns a cloud upright: every encoder block's states `(B, 1 + G, W)` ->
     LayerNorm (no parameters, so fitting can cache the pooled features) -> `[CLS ; max ; mean]`, concatenated over the

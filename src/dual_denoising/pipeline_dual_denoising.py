@@ -23,7 +23,7 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .orientations import _TO_Y_UP, ORIENTATIONS, choose_orientation, principal_axes
+from .orientations import _TO_Y_UP, choose_orientation, every_orientation, principal_axes
 from .point_ops import farthest_point_sample, normalize_to_unit_sphere
 from .prompts import DEFAULT_TEMPLATES, check_templates, encode_class_names, normalize_labels
 from .shipped import DEFAULT_MODEL_DIR
@@ -269,9 +269,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
             cloud = torch.cat([cloud[:, :3] @ axes.T, cloud[:, 3:]], dim=-1)
         points = cloud[None]  # (1, N, C); searched: (1, 24, N, C), the cloud in every axis-aligned orientation
         if up_axis in SEARCHED_UP_AXES:
-            rotations = torch.as_tensor(ORIENTATIONS, dtype=cloud.dtype)
-            xyz = torch.einsum("rij,nj->rni", rotations, cloud[:, :3])
-            points = torch.cat([xyz, cloud[None, :, 3:].expand(len(rotations), -1, -1)], dim=-1)[None]
+            points = every_orientation(cloud)[None]
         # "auto" keeps the cloud as given unless another orientation is clearly better; "pca"'s frame has no such
         # reading to keep
         keep = (self.model.config.orientation_identity_prior, self.model.config.orientation_keep_threshold) \

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..orientations import NUM_ORIENTATIONS, every_orientation
 from ..pipeline_dual_denoising import prepare_point_cloud
 from ..prompts import DEFAULT_TEMPLATES, encode_class_names
 from .attacks import PGDLinf, PointCloudAttack, ZeroShotClassifier
@@ -84,6 +85,21 @@ def class_embeddings(
         )
     device = next(model.parameters()).device
     return encode_class_names(model.get_text_features, tokenizer, list(class_names), templates, device=device)
+
+
+@torch.no_grad()
+def per_orientation_logits(model, class_embeds: torch.Tensor, clouds: torch.Tensor, batch_size: int = 16,
+                           **feature_kwargs) -> torch.Tensor:
+    """`(M, N, 3)` clouds -> `(M, 24, C)` zero-shot logits of each cloud in every axis-aligned orientation
+    (`orientations.every_orientation`), every reading's noise seeded 0 as the pipeline seeds it; `feature_kwargs` go
+    to `zero_shot_logits` (e.g. `num_noise_samples`)."""
+    out = []
+    for chunk in clouds.split(batch_size):
+        candidates = every_orientation(chunk).flatten(0, 1)
+        generators = [torch.Generator().manual_seed(0) for _ in range(len(candidates))]
+        logits = model.zero_shot_logits(candidates, class_embeds, generator=generators, **feature_kwargs).float()
+        out.append(logits.unflatten(0, (len(chunk), NUM_ORIENTATIONS)))
+    return torch.cat(out)
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
