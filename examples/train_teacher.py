@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dual_denoising.distributed import make_accelerator  # noqa: E402
 from dual_denoising.prompts import DEFAULT_TEMPLATES  # noqa: E402
-from dual_denoising.teacher import TeacherConfig, train_teacher  # noqa: E402
+from dual_denoising.teacher import TeacherConfig, check_teacher_folder, train_teacher  # noqa: E402
 
 EXAMPLE_MAX_TRAIN_SECONDS = 780.0
 
@@ -39,6 +39,9 @@ def parse_args() -> tuple[argparse.Namespace, TeacherConfig]:
     parser.add_argument("--output", required=True, type=Path, help="where the teacher is saved")
     parser.add_argument("--templates", nargs="+", default=DEFAULT_TEMPLATES, help="zero-shot prompt templates")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a teacher an earlier run saved in --output (a folder holding anything else is "
+                             "refused)")
     # the example caps the training loop at 13 minutes, so that loading, training and evaluation fit in 15 on a
     # shared 2-core machine: the schedule then anneals on time (see TeacherConfig.max_train_seconds); 0 lifts the cap
     defaults = dataclasses.replace(TeacherConfig(), max_train_seconds=EXAMPLE_MAX_TRAIN_SECONDS)
@@ -56,6 +59,10 @@ def parse_args() -> tuple[argparse.Namespace, TeacherConfig]:
 
 def main() -> None:
     args, config = parse_args()
+    try:  # before the dataset is generated
+        check_teacher_folder(args.output, args.dataset, args.overwrite)
+    except (FileExistsError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
     accelerator = make_accelerator(mixed_precision=config.mixed_precision)
     if not (args.dataset / "data").is_dir():
         if accelerator.is_main_process:
@@ -72,7 +79,7 @@ def main() -> None:
 
     metrics = train_teacher(
         args.dataset, args.output, config, templates=args.templates, accelerator=accelerator,
-        show_progress=not args.no_progress,
+        show_progress=not args.no_progress, overwrite=args.overwrite,
     )
     if accelerator.is_main_process:
         per_class = sorted(metrics["zero_shot_per_class"].items(), key=lambda kv: kv[1])

@@ -291,3 +291,32 @@ def test_example_script_trains_and_reports(fake_triples, tmp_path):
     assert "zero-shot top-1 on 48 test views of 4 classes" in done.stdout
     metrics = json.loads((tmp_path / "t" / T.TEACHER_METRICS_FILE).read_text())
     assert metrics["config"]["max_train_seconds"] == 780.0 and metrics["epochs_completed"] == 2
+
+
+def test_the_teacher_never_writes_over_a_folder_it_did_not_write(fake_triples, trained_teacher, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, _ = trained_teacher
+    # a folder of the user's: refused before any work, with or without --overwrite, and left byte-identical
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    (mine / "README.md").write_text("my notes")
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_teacher.py"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    for extra in ([], ["--overwrite"]):
+        done = subprocess.run([sys.executable, str(script), "--dataset", str(fake_triples), "--output", str(mine),
+                               *extra], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert done.stderr.strip().count("\n") == 0 and "did not write (README.md, config.json)" in done.stderr
+    assert (mine / "config.json").read_text() == '{"mine": true}' and (mine / "README.md").read_text() == "my notes"
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md", "config.json"]
+    # a teacher written here: replaced only with overwrite; the dataset is never an output
+    assert T.TEACHER_METRICS_FILE in json.loads((out / ".dual_denoising_teacher.json").read_text())["written"]
+    with pytest.raises(FileExistsError, match="already holds a teacher; pass --overwrite"):
+        T.check_teacher_folder(out, fake_triples)
+    assert T.check_teacher_folder(out, fake_triples, overwrite=True) == out.resolve()
+    with pytest.raises(ValueError, match="is \\(or holds, or is inside\\) the dataset"):
+        T.check_teacher_folder(fake_triples / "teacher", fake_triples)

@@ -26,13 +26,14 @@ _EXPORTS = {
         "TEACHER_METRICS_FILE", "TeacherConfig", "build_image_processor", "build_teacher_model",
         "train_caption_tokenizer",
     ],
-    "train": ["augment_views", "clip_contrastive_loss", "train_teacher"],
+    "train": ["augment_views", "check_teacher_folder", "clip_contrastive_loss", "train_teacher"],
     "zero_shot": ["encode_class_prompts", "evaluate_teacher"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "TEACHER_METRICS_FILE",
+    "check_teacher_folder",
     "TeacherConfig",
     "train_caption_tokenizer",
     "build_image_processor",

@@ -223,6 +223,34 @@ def teacher_loss(model, data: TeacherData, view_index: torch.Tensor, config: Tea
                                      config.same_class_target_weight)
 
 
+TEACHER_MANIFEST = ".dual_denoising_teacher.json"  # the top-level files `train_teacher` wrote into its folder
+
+
+def check_teacher_folder(output_dir: str | Path, dataset_dir: str | Path, overwrite: bool = False) -> Path:
+    """Before any work: the teacher goes into a new or empty folder, or one holding only a teacher written here (its
+    manifest, `TEACHER_MANIFEST`), which needs `overwrite`. A folder with anything else in it is refused whatever
+    `overwrite` says (nothing of the user's is replaced), and so is a folder that is, holds or is inside the dataset."""
+    out, data = Path(output_dir).expanduser().resolve(), Path(dataset_dir).expanduser().resolve()
+    if out == data or data in out.parents or out in data.parents:
+        raise ValueError(f"the teacher's folder {output_dir} is (or holds, or is inside) the dataset {dataset_dir}; "
+                         "save the teacher into a folder of its own")
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise FileExistsError(f"{output_dir} is a file; name a folder for the teacher")
+    manifest = out / TEACHER_MANIFEST
+    ours = set(json.loads(manifest.read_text())["written"]) | {TEACHER_MANIFEST} if manifest.is_file() else set()
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if foreign:
+        raise FileExistsError(f"{output_dir} holds files the teacher training did not write ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}); name a new or empty folder (nothing of yours "
+                              "is replaced)")
+    if ours and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds a teacher; pass --overwrite (overwrite=True) to replace it, "
+                              "or name a new folder")
+    return out
+
+
 def save_and_evaluate_teacher(model, data: TeacherData, dataset_dir: Path, output_dir: Path, templates: Sequence[str],
                               evaluate: bool, show_progress: bool, accelerator) -> dict:
     """Save the teacher and its processor; with `evaluate`, reload them as a user would and measure zero-shot top-1
@@ -232,6 +260,9 @@ def save_and_evaluate_teacher(model, data: TeacherData, dataset_dir: Path, outpu
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.unwrap_model(model).save_pretrained(output_dir)
     data.processor.save_pretrained(output_dir)
+    # the folder held nothing but an earlier teacher (check_teacher_folder), so everything in it is the teacher's
+    written = {p.name for p in output_dir.iterdir()} - {TEACHER_MANIFEST} | {TEACHER_METRICS_FILE}
+    (output_dir / TEACHER_MANIFEST).write_text(json.dumps({"written": sorted(written)}, indent=2) + "\n")
     if not evaluate:
         return {}
     # load back through the public path, exactly as a user (or precompute-features) will
@@ -252,6 +283,7 @@ def train_teacher(
     accelerator=None,
     evaluate: bool = True,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Train the small CLIP teacher on the `train` split of a triples folder and save it to `output_dir`.
 
@@ -261,6 +293,8 @@ def train_teacher(
     its own batch. After training, the main process reloads the folder with `CLIPModel.from_pretrained` /
     `CLIPProcessor.from_pretrained` and (with `evaluate`) measures zero-shot top-1 on the `test` split with
     `templates`. The metrics, the config and the timings go to `output_dir/teacher_metrics.json` and are returned.
+    `output_dir` is checked first (`check_teacher_folder`): a folder holding a teacher written here needs `overwrite`,
+    one holding anything else is refused.
     """
     from accelerate.utils import set_seed
 
@@ -269,6 +303,7 @@ def train_teacher(
     set_seed(config.seed)
     t_start = time.perf_counter()
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    check_teacher_folder(output_dir, dataset_dir, overwrite)
     # 1. data: every view as uint8, every caption pre-tokenised
     data = prepare_teacher_data(dataset_dir, config, templates, accelerator)
 
