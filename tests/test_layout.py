@@ -19,6 +19,9 @@ CORE_LAZY_OPTIONAL = {"trimesh"}
 # "no file over ~800 lines"; the largest is the modeling file (847): one model read top to bottom, now with its
 # optional orientation head
 MAX_LINES = 850
+MAX_FUNCTION_LINES = 120
+# the synthetic shape generators: one function per family of shapes, long by nature (each draws its parts in turn)
+SHAPE_GENERATORS = {"synth/furniture.py", "synth/objects.py", "synth/vessels.py", "synth/primitives.py"}
 
 
 def imported_modules(path: Path, module_level: bool = False) -> set[str]:
@@ -60,6 +63,22 @@ def test_no_module_is_too_long_to_read():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"split these along their section banners: {long}"
+
+
+def test_no_function_is_too_long_to_read():
+    """Every function of the package (and of the drivers beside it) reads as steps: at most `MAX_FUNCTION_LINES`
+    lines, the synthetic shape generators aside."""
+    roots = [PACKAGE] + [PACKAGE.parents[1] / name for name in ("examples", "research", "scripts", "benchmarks")]
+    long = {}
+    for root in roots:
+        for path in root.rglob("*.py"):
+            if str(path.relative_to(PACKAGE)) in SHAPE_GENERATORS if path.is_relative_to(PACKAGE) else False:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                        long[f"{path.relative_to(PACKAGE.parents[1])}:{node.name}"] = n
+    assert not long, f"split these into named steps: {long}"
 
 
 def test_no_module_only_re_exports():

@@ -315,6 +315,7 @@ def test_the_teacher_never_writes_over_a_folder_it_did_not_write(fake_triples, t
     assert sorted(p.name for p in mine.iterdir()) == ["README.md", "config.json"]
     # a teacher written here: replaced only with overwrite; the dataset is never an output
     assert T.TEACHER_METRICS_FILE in json.loads((out / ".dual_denoising_teacher.json").read_text())["written"]
+    assert str(fake_triples.parent) not in (out / T.TEACHER_METRICS_FILE).read_text()  # no path of this machine
     with pytest.raises(FileExistsError, match="already holds a teacher; pass --overwrite"):
         T.check_teacher_folder(out, fake_triples)
     assert T.check_teacher_folder(out, fake_triples, overwrite=True) == out.resolve()

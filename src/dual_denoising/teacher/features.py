@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
-from ..data import load_triples, load_triples_metadata, save_triples, triples_features
+from ..data import load_triples, load_triples_metadata, portable, save_triples, triples_features
 from .model import TEACHER_METRICS_FILE
 from .zero_shot import _image_features, _text_features
 
@@ -133,7 +133,7 @@ def precompute_features(
                 enable_progress_bar()
 
     record = {
-        "teacher": str(teacher_dir),
+        "teacher": portable(str(teacher_dir)),  # a Hub id, or the folder by its name: no path of this machine
         "fingerprint": fingerprint,
         "embed_dim": embed_dim,
         "normalized": False,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data import load_triples
+from ..data import load_triples, portable
 from ..distributed import make_accelerator
 from ..prompts import DEFAULT_TEMPLATES, label_to_text
 from .model import (
@@ -223,6 +223,32 @@ def teacher_loss(model, data: TeacherData, view_index: torch.Tensor, config: Tea
                                      config.same_class_target_weight)
 
 
+def run_record(data: TeacherData, dataset_dir: Path, templates: Sequence[str], config: TeacherConfig, accelerator,
+               step: int, steps_per_epoch: int, stopped_early: bool, losses: list[float], train_seconds: float) -> dict:
+    """What `teacher_metrics.json` says of the run: the data, the steps, the machine and the config (the dataset by
+    its folder name only, `portable`)."""
+    return {
+        "dataset": portable(str(dataset_dir)),
+        "classes": data.class_names,
+        "num_train_shapes": len(data.labels),
+        "num_train_views": len(data.view_rows),
+        "num_train_captions": data.num_captions,
+        "steps": step,
+        "epochs_completed": step / steps_per_epoch,
+        "stopped_early": stopped_early,
+        "final_loss": float(np.mean(losses[-50:])) if losses else None,
+        "train_seconds": train_seconds,
+        "num_processes": accelerator.num_processes,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_5m_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "device": str(accelerator.device),
+        "mixed_precision": str(accelerator.mixed_precision),
+        "templates": list(templates),
+        "config": asdict(config),
+    }
+
+
 TEACHER_MANIFEST = ".dual_denoising_teacher.json"  # the top-level files `train_teacher` wrote into its folder
 
 
@@ -372,26 +398,8 @@ def train_teacher(
     accelerator.wait_for_everyone()
     metrics: dict = {}
     if accelerator.is_main_process:
-        metrics = {
-            "dataset": str(dataset_dir),
-            "classes": data.class_names,
-            "num_train_shapes": len(data.labels),
-            "num_train_views": len(data.view_rows),
-            "num_train_captions": data.num_captions,
-            "steps": step,
-            "epochs_completed": step / len(loader),
-            "stopped_early": stopped_early,
-            "final_loss": float(np.mean(losses[-50:])) if losses else None,
-            "train_seconds": train_seconds,
-            "num_processes": accelerator.num_processes,
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1m_5m_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "device": str(accelerator.device),
-            "mixed_precision": str(accelerator.mixed_precision),
-            "templates": list(templates),
-            "config": asdict(config),
-        }
+        metrics = run_record(data, dataset_dir, templates, config, accelerator, step, len(loader), stopped_early,
+                             losses, train_seconds)
         metrics.update(save_and_evaluate_teacher(model, data, dataset_dir, output_dir, templates, evaluate,
                                                  show_progress, accelerator))
         metrics["total_seconds"] = time.perf_counter() - t_start
