@@ -8,7 +8,7 @@ name a candidate (generalized zero-shot), among the unseen names only, and by th
     python research/open_set.py score --runs ulip-text dd-head-text --on validation
     python research/open_set.py score --runs ulip-text dd-head-text --on test --readouts chosen
     # the diagnostic ladder: the unseen shapes' embeddings against the span of the seen classes' targets
-    python research/open_set.py ladder --runs dd-head-text ulip-text --readouts denoiser head
+    python research/open_set.py ladder --runs dd-head-text ulip-text --readouts denoiser head regression
     # a run's readout as a model folder (for research/robustness_budgets.py)
     python research/open_set.py export --run dd-head-text --readout fusion:0.5 --out outputs/world/open-set/x
 
@@ -156,40 +156,108 @@ def score(model, tokenizer, rows, unseen: list[str], readout: str, batch_size: i
             "predictions": logits.argmax(1).tolist()}
 
 
+RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
 @torch.no_grad()
-def ladder(model, tokenizer, rows, unseen: list[str], readouts: list[str], batch_size: int = 32) -> dict:
-    """The diagnostic ladder on one trained encoder, over the unseen classes' shapes: for each readout, how much of
-    its embedding lies outside the span of the seen classes' text embeddings (the norm of the residual of the
-    least-squares projection, of a unit vector; 0 = inside the span), how far it is from its own class's text
-    embedding (cosine), and which seen classes absorb the unseen shapes (the top-3 and their counts)."""
+def pooled_features(model, rows, batch_size: int = 64) -> torch.Tensor:
+    """`(M, 2W)`: the encoder's last states, layer-normed (the head's `final_norm` where the model has one), pooled
+    as ULIP's head pools them, `[CLS ; max over groups]`."""
+    out = []
+    for start in range(0, len(rows), batch_size):
+        points = prepare_points(rows[start:start + batch_size]["points"], model.config.point_config.num_points)
+        hidden = model.encode(points)[-1].float()
+        hidden = model.final_norm(hidden).float() if hasattr(model, "final_norm") else F.layer_norm(hidden, hidden.shape[-1:])
+        out.append(torch.cat([hidden[:, 0], hidden[:, 1:].amax(dim=1)], dim=-1))
+    return torch.cat(out)
+
+
+def shape_targets(rows, target: str) -> torch.Tensor:
+    """`(M, D)`: each shape's teacher target, normalized: the mean of its captions' (text) or views' (image)
+    embeddings."""
+    column = "text_embeds" if target == "text" else "image_embeds"
+    return F.normalize(torch.stack([F.normalize(torch.as_tensor(e), dim=-1).mean(0) for e in rows[column]]), dim=-1)
+
+
+@torch.no_grad()
+def fit_regression_head(model, train, seen_ids: list[int], target: str, class_embeds: torch.Tensor) -> dict:
+    """The ladder's plain regression head: ridge regression from the frozen encoder's pooled features to the
+    teacher targets, fitted on the seen classes' training shapes (the validation rows held out); the penalty is the
+    one whose seen validation shapes have the lowest cross-entropy (never the unseen ones)."""
+    labels = torch.as_tensor(train["label"])
+    held_out = torch.as_tensor(validation_indices(train["label"], VALIDATION_PER_CLASS))
+    seen = torch.isin(labels, torch.as_tensor(seen_ids))
+    fit = seen.clone()
+    fit[held_out] = False
+    check = torch.zeros_like(seen)
+    check[held_out] = True
+    check &= seen
+    x_fit, x_check = pooled_features(model, train.select(fit.nonzero().squeeze(1).tolist())), \
+        pooled_features(model, train.select(check.nonzero().squeeze(1).tolist()))
+    y_fit = shape_targets(train.select(fit.nonzero().squeeze(1).tolist()), target)
+    mean, scale = x_fit.mean(0), x_fit.std(0) + 1e-6
+    x = torch.cat([(x_fit - mean) / scale, torch.ones(len(x_fit), 1)], dim=1).double()
+    best = None
+    for penalty in RIDGE_PENALTIES:
+        weights = torch.linalg.solve(x.T @ x + penalty * len(x) * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y_fit.double())
+        predict = lambda feats, w=weights: F.normalize(  # noqa: E731
+            (torch.cat([(feats - mean) / scale, torch.ones(len(feats), 1)], dim=1).double() @ w).float(), dim=-1)
+        logits = model.logit_scale.exp().float() * predict(x_check) @ class_embeds.T
+        nll = F.cross_entropy(logits, labels[check]).item()
+        if best is None or nll < best["seen_cross_entropy"]:
+            best = {"penalty": penalty, "seen_cross_entropy": nll, "predict": predict}
+    return best
+
+
+@torch.no_grad()
+def ladder(model, tokenizer, rows, unseen: list[str], readouts: list[str], target: str, train=None,
+           batch_size: int = 32) -> dict:
+    """The diagnostic ladder on one trained encoder, over the unseen classes' shapes: for each readout (`regression`:
+    a ridge head fitted on the frozen encoder, `fit_regression_head`), the unseen shapes' top-1 with every name a
+    candidate and among the unseen names only, how much of the embedding lies outside the span of the seen classes'
+    text embeddings (the norm of the residual of the least-squares projection, of a unit vector; 0 = inside the
+    span), how far it is from its own class's text embedding (cosine), and which seen classes absorb the unseen shapes
+    (the top-3 and their counts)."""
     model.eval()
     names = rows.features["label"].names
     class_embeds = F.normalize(class_embeddings(model, names, tokenizer, DEFAULT_TEMPLATES).float(), dim=-1)
     seen_ids = [i for i, n in enumerate(names) if n not in unseen]
+    unseen_ids = torch.as_tensor([names.index(n) for n in unseen])
     basis = torch.linalg.qr(class_embeds[seen_ids].T).Q  # (D, 24): an orthonormal basis of the seen targets' span
     labels = torch.as_tensor(rows["label"])
-    keep = torch.isin(labels, torch.as_tensor([names.index(n) for n in unseen])).nonzero().squeeze(1).tolist()
+    keep = torch.isin(labels, unseen_ids).nonzero().squeeze(1).tolist()
     unseen_rows = rows.select(keep)
+    unseen_labels = torch.as_tensor(unseen_rows["label"])
     out = {}
     for readout in readouts:
-        generator = torch.Generator().manual_seed(0)
-        feats = []
-        for start in range(0, len(unseen_rows), batch_size):
-            points = prepare_points(unseen_rows[start:start + batch_size]["points"],
-                                    model.config.point_config.num_points)
-            feats.append(model.get_point_features(points, generator=generator, **readout_options(readout)))
-        feats = torch.cat(feats)
+        extra = {}
+        if readout == "regression":
+            head = fit_regression_head(model, train, seen_ids, target, class_embeds)
+            feats = head["predict"](pooled_features(model, unseen_rows))
+            extra = {"ridge_penalty": head["penalty"], "seen_validation_cross_entropy": head["seen_cross_entropy"]}
+        else:
+            generator = torch.Generator().manual_seed(0)
+            feats = []
+            for start in range(0, len(unseen_rows), batch_size):
+                points = prepare_points(unseen_rows[start:start + batch_size]["points"],
+                                        model.config.point_config.num_points)
+                feats.append(model.get_point_features(points, generator=generator, **readout_options(readout)))
+            feats = torch.cat(feats).float()
         residual = (feats - (feats @ basis) @ basis.T).norm(dim=1)
-        own = (feats * class_embeds[torch.as_tensor(unseen_rows["label"])]).sum(1)
-        predicted = (feats @ class_embeds.T).argmax(1)
+        own = (feats * class_embeds[unseen_labels]).sum(1)
+        similarity = feats @ class_embeds.T
+        predicted = similarity.argmax(1)
+        among_unseen = unseen_ids[similarity[:, unseen_ids].argmax(1)]
         absorbed = torch.bincount(predicted[torch.isin(predicted, torch.as_tensor(seen_ids))], minlength=len(names))
         top = absorbed.argsort(descending=True)[:3]
-        out[readout] = {"residual_outside_seen_span": residual.mean().item(), "cosine_to_own_class": own.mean().item(),
+        out[readout] = {"unseen_top1": float((predicted == unseen_labels).float().mean()),
+                        "unseen_only_top1": float((among_unseen == unseen_labels).float().mean()),
+                        "residual_outside_seen_span": residual.mean().item(), "cosine_to_own_class": own.mean().item(),
                         "share_named_as_a_seen_class": float(torch.isin(predicted, torch.as_tensor(seen_ids)).float().mean()),
                         "absorbing_seen_classes": {names[i]: int(absorbed[i]) for i in top.tolist() if absorbed[i] > 0},
-                        "num_shapes": len(unseen_rows)}
+                        "num_shapes": len(unseen_rows), **extra}
     # the unseen classes' own text embeddings, for scale: how far outside the seen span a right answer lies
-    own_text = class_embeds[[names.index(n) for n in unseen]]
+    own_text = class_embeds[unseen_ids]
     out["the unseen classes' text embeddings"] = {
         "residual_outside_seen_span": (own_text - (own_text @ basis) @ basis.T).norm(dim=1).mean().item()}
     return out
@@ -238,15 +306,18 @@ def main() -> None:
     if args.stage == "ladder":
         rows = rows_of(work, args.on)
         metadata = load_triples_metadata(work / "synthshapes")
-        result = {}
+        out = args.out or work / "tables" / f"open-set-ladder-{args.on}.json"
+        result = json.loads(out.read_text()) if out.is_file() else {}  # other runs' rungs stay
+        train = load_triples(work / "synthshapes", split="train")
         for name in args.runs:
             model, tokenizer = load_model_and_tokenizer(str(work / "open-set" / name))
             _, unseen = open_set_classes(metadata, rows.features["label"].names,
                                          SPLIT_2 if parse_run(name)["split"] == 2 else None)
-            result[name] = ladder(model, tokenizer, rows, unseen, readouts_of(model, args.readouts))
-        out = args.out or work / "tables" / f"open-set-ladder-{args.on}.json"
+            wanted = [r for r in args.readouts if r != "regression"]
+            readouts = readouts_of(model, wanted) + (["regression"] if "regression" in args.readouts else [])
+            result[name] = ladder(model, tokenizer, rows, unseen, readouts, parse_run(name)["target"], train)
         out.write_text(json.dumps(result, indent=1) + "\n")
-        return print(json.dumps(result, indent=1))
+        return print(json.dumps({name: result[name] for name in args.runs}, indent=1))
     table_path = args.table or work / "tables" / "open-set.json"
     table = json.loads(table_path.read_text()) if table_path.is_file() else {}
     rows = rows_of(work, args.on)

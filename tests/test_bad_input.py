@@ -351,3 +351,21 @@ def test_evaluate_refuses_a_file_as_its_output_before_evaluating(tmp_path, cloud
     result = run_cli("evaluate", "--model", "ulip-tiny", "--dataset", str(tmp_path / "no-data"), "--out", str(out))
     assert_refused(result, "is a file")
     assert out.read_text() == "mine"
+
+
+def test_no_output_is_an_input(tmp_path, cloud_file):
+    """An import never writes into the folder it reads, nor evaluate into its model or dataset, even with
+    --overwrite; the user's files stay byte-identical."""
+    src = tmp_path / "shapes"
+    (src / "cone").mkdir(parents=True)
+    (src / "cone" / "a.xyz").write_bytes(cloud_file.read_bytes())
+    for out in (src, src / "imported"):
+        assert_refused(run_cli("import", "folder", str(src), "--out", str(out), "--overwrite"),
+                       "is \\(or holds, or is inside\\) the source folder")
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cone", "cone/a.xyz"]
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    result = run_cli("evaluate", "--model", str(model), "--dataset", str(src), "--out", str(model / "report"))
+    assert_refused(result, "--out .* is \\(or holds, or is inside\\) the --model")
+    assert sorted(p.name for p in model.iterdir()) == ["config.json"]

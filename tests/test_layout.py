@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dual_denoising"
 CORE = ["configuration_dual_denoising", "modeling_dual_denoising", "scheduling_dual_denoising", "pipeline_dual_denoising",
-        "point_ops", "prompts", "fileio", "orientations", "shipped"]
+        "point_ops", "prompts", "fileio", "orientations", "shipped", "outputs"]
 # what the core may import besides the standard library and itself: torch, numpy, transformers, and
 # huggingface_hub, which transformers 5 configs are written with (`huggingface_hub.dataclasses.strict`)
 CORE_THIRD_PARTY = {"torch", "numpy", "transformers", "huggingface_hub"}

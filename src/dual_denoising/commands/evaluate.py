@@ -11,6 +11,7 @@ import torch
 
 from ..data import portable
 from ..distributed import make_accelerator
+from ..outputs import check_not_an_input
 from ..evaluation.attacks import DEFENSES, default_attacks
 from ..evaluation.zero_shot import (
     REPORT_FILES,
@@ -27,6 +28,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..data import load_triples, load_triples_metadata
 
     out_dir = Path(args.out)
+    check_not_an_input(out_dir, {"--dataset": args.dataset, "--model": args.model}, "--out")
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir} is a file; the report is a folder (report.json, report.md, plots): "
                               "name a folder")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..outputs import check_not_an_input
 from .triples import SAMPLE_METHODS, check_dataset_folder, portable, resample_points, save_triples
 
 MODELNET40_CLASSES = (
@@ -77,9 +78,15 @@ def _read_class_names(path: Path) -> list[str]:
     return names
 
 
-def _check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
+def _check_out_dir(out_dir: str | Path, overwrite: bool, src: Path, walks_src: bool = False) -> Path:
     """Refuse an existing non-empty output folder unless `overwrite`, before any work is done; even with it, a file
-    the dataset would replace that dual-denoising did not write (`check_dataset_folder`)."""
+    the dataset would replace that dual-denoising did not write (`check_dataset_folder`), and always the folder being
+    imported (and, for an importer that walks every subfolder of it, `walks_src`, a folder that holds it or lies
+    inside it: the next import would read the output)."""
+    if walks_src:
+        check_not_an_input(out_dir, {"source folder": src}, "--out")
+    elif Path(out_dir).expanduser().resolve() == Path(src).expanduser().resolve():
+        raise ValueError(f"--out {out_dir} is the source folder; write the dataset into a folder of its own")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")

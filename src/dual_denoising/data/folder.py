@@ -86,7 +86,7 @@ def import_folder(
     without the extension, e.g. `chair/chair_0001`.
     """
     src = _require_dir(Path(src), "the folder to import")
-    out = _check_out_dir(out_dir, overwrite)
+    out = _check_out_dir(out_dir, overwrite, src, walks_src=True)
     resampler = _Resampler(num_points, sample_method, seed, chunk_size)
     layout, plan = _folder_plan(src)
     class_names = sorted({c for classes in plan.values() for c in classes})

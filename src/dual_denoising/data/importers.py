@@ -189,7 +189,7 @@ def import_modelnet40_h5(
     Returns the output folder; its `train` and `test` splits keep the file and row order.
     """
     src = _require_dir(Path(src), "the modelnet40_ply_hdf5_2048 folder")
-    out = _check_out_dir(out_dir, overwrite)
+    out = _check_out_dir(out_dir, overwrite, src)
     resampler = _Resampler(num_points, sample_method, seed, chunk_size)
     names_file = src / "shape_names.txt"
     class_names = _read_class_names(names_file)
@@ -245,7 +245,7 @@ def import_modelnet40_normal(
     `num_points` resamples every cloud (ULIP takes 8192 by FPS); by default all 10000 points are kept.
     """
     src = _require_dir(Path(src), "the modelnet40_normal_resampled folder")
-    out = _check_out_dir(out_dir, overwrite)
+    out = _check_out_dir(out_dir, overwrite, src)
     if num_categories not in (10, 40):
         raise ValueError(f"num_categories must be 10 or 40; got {num_categories}")
     resampler = _Resampler(num_points, sample_method, seed, chunk_size)
@@ -333,7 +333,7 @@ def import_scanobjectnn(
     if variant not in SCANOBJECTNN_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(SCANOBJECTNN_VARIANTS)}; got {variant!r}")
     src = _require_dir(Path(src), "the ScanObjectNN h5_files folder")
-    out = _check_out_dir(out_dir, overwrite)
+    out = _check_out_dir(out_dir, overwrite, src)
     resampler = _Resampler(num_points, sample_method, seed, chunk_size)
     folder = _scanobjectnn_folder(src, variant)
     _, train_file, test_file = SCANOBJECTNN_VARIANTS[variant]

@@ -154,7 +154,7 @@ def import_shapenet55_ulip(
     if with_images and (not angles or any(not 0 <= a < 360 for a in angles)):
         raise ValueError(f"view_angles must be a non-empty list of degrees in [0, 360); got {list(view_angles)}")
     src = _require_dir(Path(src), "ULIP's shapenet-55 folder")
-    out = _check_out_dir(out_dir, overwrite)
+    out = _check_out_dir(out_dir, overwrite, src)
     resampler = _Resampler(num_points, sample_method, seed, chunk_size)
     pc_root, split_root, taxonomy_file, image_root = _shapenet55_folders(src, pc_dir, split_dir, taxonomy, image_dir,
                                                                           with_images)

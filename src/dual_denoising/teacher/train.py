@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data import load_triples, portable
 from ..distributed import make_accelerator
+from ..outputs import check_not_an_input
 from ..prompts import DEFAULT_TEMPLATES, label_to_text
 from .model import (
     TEACHER_METRICS_FILE,
@@ -256,10 +257,8 @@ def check_teacher_folder(output_dir: str | Path, dataset_dir: str | Path, overwr
     """Before any work: the teacher goes into a new or empty folder, or one holding only a teacher written here (its
     manifest, `TEACHER_MANIFEST`), which needs `overwrite`. A folder with anything else in it is refused whatever
     `overwrite` says (nothing of the user's is replaced), and so is a folder that is, holds or is inside the dataset."""
-    out, data = Path(output_dir).expanduser().resolve(), Path(dataset_dir).expanduser().resolve()
-    if out == data or data in out.parents or out in data.parents:
-        raise ValueError(f"the teacher's folder {output_dir} is (or holds, or is inside) the dataset {dataset_dir}; "
-                         "save the teacher into a folder of its own")
+    check_not_an_input(output_dir, {"dataset": dataset_dir}, "the teacher's folder")
+    out = Path(output_dir).expanduser().resolve()
     if not out.exists():
         return out
     if not out.is_dir():

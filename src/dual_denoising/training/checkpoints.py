@@ -11,6 +11,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from ..outputs import check_not_an_input
 from .arguments import CHECKPOINT_PATTERN
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -42,10 +43,7 @@ def check_output_dir(output_dir: str | Path, inputs: dict[str, str | None], resu
     `--overwrite_output_dir`, started afresh (those checkpoints, written by a run, are removed then). No output may
     be an input (the dataset, the teacher, the starting model, a config, a scan dataset)."""
     folder = Path(output_dir).resolve()
-    for option, value in inputs.items():
-        if value and not _is_hub_only(value) and _overlaps(folder, Path(value).expanduser().resolve()):
-            raise ValueError(f"--output_dir {output_dir} is (or holds, or is inside) the --{option} {value}; write the "
-                             "run into a folder of its own")
+    check_not_an_input(output_dir, {f"--{option}": value for option, value in inputs.items()}, "--output_dir")
     if not folder.exists():
         return
     if not folder.is_dir():
@@ -71,14 +69,6 @@ def clear_earlier_checkpoints(output_dir: str | Path) -> None:
     for checkpoint in list_checkpoints(output_dir):
         if checkpoint.name in written_entries(output_dir):
             shutil.rmtree(checkpoint)
-
-
-def _is_hub_only(value: str) -> bool:
-    return not Path(value).expanduser().exists()
-
-
-def _overlaps(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
 
 
 # ----------------------------------------------------------------------------------------------------------------------
