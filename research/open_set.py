@@ -12,8 +12,8 @@ name a candidate (generalized zero-shot), among the unseen names only, and by th
     # a run's readout as a model folder (for research/robustness_budgets.py)
     python research/open_set.py export --run dd-head-text --readout fusion:0.5 --out outputs/world/open-set/x
 
-A run's name is MODEL-TARGET[-STEPS][-split2]: MODEL one of `RUNS`, TARGET `text` or `image` (the teacher embedding the
-run learns: `feature_target`), STEPS the updates (default 800). Split 1's unseen classes are the dataset metadata's;
+A run's name is MODEL-TARGET[-STEPS][-split2]: MODEL one of `RUNS`, TARGET `text`, `image` or `image+text` (the
+teacher embedding the run learns: `feature_target`), STEPS the updates (default 800). Split 1's unseen classes are the dataset metadata's;
 split 2's are `SPLIT_2` (drawn at random from split 1's seen classes, numpy seed 2, so that no class is unseen in
 both and nobody picked them). Settings are chosen on split 1's validation shapes only; split 2 checks that the choice
 carries over.
@@ -46,12 +46,15 @@ from dual_denoising.prompts import DEFAULT_TEMPLATES  # noqa: E402
 from dual_denoising.shipped import load_model_and_tokenizer  # noqa: E402
 from dual_denoising.training.data import VALIDATION_PER_CLASS, open_set_classes, validation_indices  # noqa: E402
 
-# model -> (recipe, config overrides beside feature_target)
+# model -> (recipe, config overrides beside feature_target). The direct-alignment models (`ulip`, `ulip-noise`) align
+# with image and text embeddings both whatever TARGET says (ULIP's loss; `feature_target` is the denoiser's):
+# `ulip-image` trains bit for bit as `ulip-text` does.
 RUNS = {
     "ulip": ("ulip-tiny", {}),
     "ulip-noise": ("ulip-noise-tiny", {"point_noise_augmentation": True}),
     "dd": ("dual-denoising-tiny", {}),
     "dd-head": ("dual-denoising-tiny", {"contrastive_head_weight": 1.0}),
+    "dd-head4": ("dual-denoising-tiny", {"contrastive_head_weight": 4.0}),  # the ladder's pointer: more of the head
 }
 SPLIT_2 = "bed,bookshelf,bottle,cone,door,monitor,plant,wardrobe"
 FUSION_WEIGHTS = (0.25, 0.5, 0.75)
@@ -66,8 +69,9 @@ def parse_run(name: str) -> dict:
     steps = int(parts.pop()) if parts[-1].isdigit() else 800
     target = parts.pop()
     model = "-".join(parts)
-    if model not in RUNS or target not in ("text", "image"):
-        raise SystemExit(f"{name}: a run is MODEL-TARGET[-STEPS][-split2], MODEL in {list(RUNS)}, TARGET text or image")
+    if model not in RUNS or target not in ("text", "image", "image+text"):
+        raise SystemExit(f"{name}: a run is MODEL-TARGET[-STEPS][-split2], MODEL in {list(RUNS)}, TARGET text, image "
+                         "or image+text")
     return {"model": model, "target": target, "steps": steps, "split": split}
 
 

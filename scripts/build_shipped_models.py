@@ -1,6 +1,8 @@
 """Rebuild the models shipped in the package (src/dual_denoising/pretrained/) from nothing, offline.
 
     python scripts/build_shipped_models.py [--work-dir outputs/world] [--models NAME ...] [--no-pack]
+    python scripts/build_shipped_models.py --rule-only      # the default's rule again, with the open-set table
+    python scripts/build_shipped_models.py --pack-open-set-demo   # the model make demo names unseen categories with
 
 Stages, each skipped when its output exists (an interrupted run continues; a second run reuses everything):
   1. SynthShapes at its default size: 32 classes x 200 shapes (160 train / 40 test) x 2 views, seed 0;
@@ -15,8 +17,9 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
      (research/cross_domain.py --study domains, test split);
   6. packing: each model into pretrained/<name> (float16 weights, loaded as float32; the teacher's text tower stored
      once, in pretrained/shared/), its card and metadata.json giving the exact `pretrain` command, and the default
-     chosen by the rule of `choose_default` (the models not rebuilt take part with their shipped rows), with the
-     reason in pretrained/index.json and the model's metadata.json. `--pack-only NAME` packs that one model (and
+     chosen by the rule of `choose_default` (the models not rebuilt take part with their shipped rows; each recipe's
+     open-set H, from research/open_set.py's test table, where it was measured), with the reason in
+     pretrained/index.json and the model's metadata.json. `--pack-only NAME` packs that one model (and
      rewrites the default's reason, which names every model) and leaves the others as they are.
   7. the orientation heads of the default and the control (scripts/fit_orientation_head.py: fitted on the packed
      copy's frozen encoder, the confidence weight chosen on the validation split): `up_axis="auto"`.
@@ -66,6 +69,11 @@ SUMMARIES = {
 }
 SCAN_MODELS = {"ulip-noise-scan-tiny": "ulip-noise-tiny"}  # scan model -> the model it is fine-tuned from
 ORIENTATION_HEADS = ("dual-denoising-tiny", "ulip-noise-tiny")  # the shipped models that find the up axis
+# The open-set run of each shipped model's recipe (research/open_set.py: the recipe trained on split 1's seen classes,
+# 800 updates) and the reading the shipped model uses: the rule's open-set criterion reads their test H. The scan
+# model's recipe (a fine-tune on scans) has no open-set run: it takes no part in that criterion.
+OPEN_SET_RUNS = {"dual-denoising-tiny": ("dd-text", "denoiser"), "ulip-noise-tiny": ("ulip-noise-text", "head"),
+                 "ulip-tiny": ("ulip-text", "head")}
 EPS = DEFAULT_CHOICE_EPS
 
 
@@ -77,6 +85,48 @@ def shipped_rows() -> dict[str, dict]:
         if "evaluation" in metadata:
             rows[name] = metadata["evaluation"]
     return rows
+
+
+# A model trained on split 1's seen classes only (an open-set run of research/open_set.py), shipped so that `make demo`
+# can show a category the model never trained on being named: (name, run, readout).
+OPEN_SET_DEMO = ("dual-denoising-unseen-demo-tiny", "dd-head-image", "head")
+
+
+def pack_open_set_demo(work: Path, open_set_table: Path) -> Path:
+    """Pack `OPEN_SET_DEMO`'s run, read from its readout, with its test-split open-set figures in its metadata."""
+    name, run, readout = OPEN_SET_DEMO
+    cell = json.loads(open_set_table.read_text())["test"][run][readout]
+    model_dir = work / "open-set" / run
+    trained = json.loads((model_dir / "config.json").read_text())
+    summary = (f"Dual Denoising with a contrastive head, trained on 24 of SynthShapes' 32 classes only (image targets, "
+               f"800 updates) and read from the head: it names categories it never trained on (test split: "
+               f"{100 * cell['unseen']['accuracy']:.1f}% of the unseen classes' shapes among all 32 names, "
+               f"{100 * cell['seen']['accuracy']:.1f}% of the seen ones). For `make demo`; not a model for use")
+    metadata = json.loads((work / "synthshapes" / "dual_denoising.json").read_text())
+    dest = pack_shipped_model(
+        model_dir, work / "synthshapes", work / "teacher",
+        f"python research/open_set.py train --runs {run}; python scripts/build_shipped_models.py --pack-open-set-demo",
+        name, summary, config_updates={"zero_shot_readout": readout},
+        extra_metadata={"unseen_classes": metadata["unseen_classes"], "feature_target": trained["feature_target"],
+                        "open_set": {k: v for k, v in cell.items() if k != "predictions"}})
+    print(f"packed {run} ({readout}) into {dest}")
+    return dest
+
+
+def with_open_set(rows: dict[str, dict], table_path: Path) -> tuple[dict[str, dict], float | None]:
+    """The rows with each shipped recipe's open-set H (`open_set_h`, from the test split of research/open_set.py's
+    table), and the best H measured there over every run and reading (a recipe not shipped counts too)."""
+    if not table_path.is_file():
+        return rows, None
+    test = json.loads(table_path.read_text()).get("test", {})
+    best = max((cell["harmonic_mean"]["accuracy"] for cells in test.values() for cell in cells.values()), default=None)
+    out = {}
+    for name, row in rows.items():
+        run, readout = OPEN_SET_RUNS.get(name, (None, None))
+        cell = test.get(run, {}).get(readout)
+        out[name] = row | ({"open_set_h": cell["harmonic_mean"]["accuracy"], "open_set_run": f"{run} ({readout})"}
+                           if cell else {})
+    return out, best
 
 
 def pretrain_command(work: Path, name: str, scans: list[Path]) -> list[str]:
@@ -111,6 +161,22 @@ def train(work: Path, commands: dict[str, list[str]], jobs: int) -> dict[str, Pa
     return runs
 
 
+def apply_rule(rows: dict[str, dict], open_set_table: Path, write: bool) -> None:
+    """The default's rule on the shipped rows with their recipes' open-set H; with `write`, each shipped model's
+    metadata row records its H and the default and its reason are written."""
+    rows, best_open_set_h = with_open_set(rows, open_set_table)
+    default, reason = choose_default(rows, best_open_set_h=best_open_set_h)
+    print(f"default: {default} ({reason})")
+    if not write:
+        return
+    for name, row in rows.items():
+        meta_file = shipped_models()[name] / "metadata.json"
+        metadata = json.loads(meta_file.read_text())
+        metadata["evaluation"] = row
+        meta_file.write_text(json.dumps(metadata, indent=2) + "\n")
+    set_default_reason(default, reason, best_open_set_h)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/world"))
@@ -123,8 +189,23 @@ def main() -> None:
                         help="the test table's JSON (default: WORK_DIR/tables/shipped.json; a rerun resumes it)")
     parser.add_argument("--pack-only", choices=list(SUMMARIES), default=None,
                         help="pack this model only (the default's reason is rewritten too); the others stay")
+    parser.add_argument("--open-set-table", type=Path, default=None,
+                        help="research/open_set.py's table (default: WORK_DIR/tables/open-set.json, when it exists): "
+                             "the rule's open-set criterion")
+    parser.add_argument("--pack-open-set-demo", action="store_true",
+                        help=f"pack the open-set run {OPEN_SET_DEMO[1]} as {OPEN_SET_DEMO[0]} (make demo's unseen "
+                             "categories); nothing is trained")
+    parser.add_argument("--rule-only", action="store_true",
+                        help="apply the default's rule to the shipped rows (and the open-set table) and write the "
+                             "default; nothing is trained or packed")
     args = parser.parse_args()
     work = args.work_dir
+    open_set_table = args.open_set_table or work / "tables" / "open-set.json"
+    if args.rule_only:
+        return apply_rule(shipped_rows(), open_set_table, write=not args.no_pack)
+    if args.pack_open_set_demo:
+        pack_open_set_demo(work, open_set_table)
+        return
     (work / "runs").mkdir(parents=True, exist_ok=True)
 
     data = ensure_synthshapes(work / "synthshapes")
@@ -155,7 +236,8 @@ def main() -> None:
                        check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
         domain_rows = json.loads(domains.read_text())
     rows = shipped_rows() | rows  # the models not retrained keep their shipped rows in the choice of the default
-    default, reason = choose_default(rows)
+    rows, best_open_set_h = with_open_set(rows, open_set_table)
+    default, reason = choose_default(rows, best_open_set_h=best_open_set_h)
     print(f"default: {default} ({reason})")
     if args.no_pack:
         return
@@ -169,7 +251,7 @@ def main() -> None:
         dest = pack_shipped_model(out, data, teacher, recipe, name, SUMMARIES[name], extra_metadata={
             "evaluation": rows[name], **extra}, config_updates=config_updates)
         print(f"packed {name} into {dest}")
-    set_default_reason(default, reason)  # the rule names every model: rewritten whichever were packed
+    set_default_reason(default, reason, best_open_set_h)  # the rule names every model: rewritten whichever were packed
     if args.pack_only:
         return
     # 7. the orientation heads, each fitted on the packed copy (so every other weight stays the shipped one)

@@ -111,7 +111,9 @@ class DualDenoisingConfig(PreTrainedConfig):
         text_config: the teacher's `CLIPTextConfig` (or dict); `None` for a model that has not met a teacher yet.
         objective: `"dual_denoising"` (the method) or `"contrastive"` (the direct-alignment ULIP baseline).
         embed_dim: D, the teacher's embedding size (CLIP projection dim).
-        feature_target: what the denoiser learns to produce: `"image"`, `"text"` or `"image+text"`.
+        feature_target: what the denoiser (and the contrastive head) learns to produce: `"image"`, `"text"` or
+            `"image+text"`. The contrastive objective does not read it: ULIP's loss aligns with every teacher
+            embedding the batch carries (image and text).
         point_noise_max_sigma: s; point noise sigma_t rises linearly from 0 to s over `point_noise_steps` steps.
         point_noise_steps: T, the number of point-noise levels.
         point_noise_clean_prob: share of the training clouds drawn at t = 0 (clean) instead of t ~ U{0..T-1}, so that

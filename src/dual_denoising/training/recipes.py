@@ -283,14 +283,20 @@ def training_command(results: dict | None) -> str:
     return f"\n\nThe command that trained it (paths by folder name):\n\n```bash\n{results['command']}\n```"
 
 
-def set_default_reason(name: str, reason: str) -> None:
+def set_default_reason(name: str, reason: str, best_open_set_h: float | None = None) -> None:
     """Name the shipped model `name` the task's default in `pretrained/index.json`, with the README rule's reason,
-    which its `metadata.json` carries too."""
-    meta_file = PRETRAINED_DIR / name / "metadata.json"
-    metadata = json.loads(meta_file.read_text())
-    metadata["default_reason"] = reason
-    meta_file.write_text(json.dumps(metadata, indent=2) + "\n")
-    (PRETRAINED_DIR / "index.json").write_text(json.dumps({"default": name, "reason": reason}, indent=2) + "\n")
+    which its `metadata.json` carries too, and the best open-set H the rule compared with (when it had one)."""
+    for folder in PRETRAINED_DIR.iterdir():  # only the default carries a reason
+        meta_file = folder / "metadata.json"
+        if meta_file.is_file():
+            metadata = json.loads(meta_file.read_text())
+            if folder.name == name:
+                metadata["default_reason"] = reason
+            elif metadata.pop("default_reason", None) is None:
+                continue
+            meta_file.write_text(json.dumps(metadata, indent=2) + "\n")
+    index = {"default": name, "reason": reason} | ({"best_open_set_h": best_open_set_h} if best_open_set_h else {})
+    (PRETRAINED_DIR / "index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
 def choose_default(rows: dict[str, dict], eps: float = DEFAULT_CHOICE_EPS,
