@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,20 @@ def test_the_default_rule_with_the_open_set_criterion():
     # without open-set figures the rule is the closed-set one
     plain_rows = {n: {k: v for k, v in r.items() if k != "open_set_h"} for n, r in rows.items()}
     assert choose_default(plain_rows)[0] == "method"
+
+
+def test_make_demo_names_a_category_its_model_never_trained_on(tmp_path, capsys):
+    """`make demo`'s third step: the shipped model trained on 24 of the 32 classes names at least one of the other 8
+    (a mesh of each, seeded, among all 32 names), and says how often it does on the test split."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo", Path(__file__).resolve().parents[1] / "examples" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    folder = shipped_models()[demo.UNSEEN_DEMO]
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert "--train_on_seen_classes" in metadata["training"]["command"] and len(metadata["unseen_classes"]) == 8
+    demo.name_categories_never_seen(tmp_path, shipped_model_classes())
+    out = capsys.readouterr().out
+    named = int(out.split("named ")[-1].split(" of 8")[0])
+    assert named >= 1 and out.count("  named") == named, out
