@@ -312,14 +312,14 @@ def main() -> None:
         metadata = load_triples_metadata(work / "synthshapes")
         out = args.out or work / "tables" / f"open-set-ladder-{args.on}.json"
         result = json.loads(out.read_text()) if out.is_file() else {}  # other runs' rungs stay
-        train = load_triples(work / "synthshapes", split="train")
+        train_rows = load_triples(work / "synthshapes", split="train")
         for name in args.runs:
             model, tokenizer = load_model_and_tokenizer(str(work / "open-set" / name))
             _, unseen = open_set_classes(metadata, rows.features["label"].names,
                                          SPLIT_2 if parse_run(name)["split"] == 2 else None)
             wanted = [r for r in args.readouts if r != "regression"]
             readouts = readouts_of(model, wanted) + (["regression"] if "regression" in args.readouts else [])
-            result[name] = ladder(model, tokenizer, rows, unseen, readouts, parse_run(name)["target"], train)
+            result[name] = ladder(model, tokenizer, rows, unseen, readouts, parse_run(name)["target"], train_rows)
         out.write_text(json.dumps(result, indent=1) + "\n")
         return print(json.dumps({name: result[name] for name in args.runs}, indent=1))
     table_path = args.table or work / "tables" / "open-set.json"

@@ -11,7 +11,6 @@ import torch
 
 from ..data import portable
 from ..distributed import make_accelerator
-from ..outputs import check_not_an_input
 from ..evaluation.attacks import DEFENSES, default_attacks
 from ..evaluation.zero_shot import (
     REPORT_FILES,
@@ -21,6 +20,7 @@ from ..evaluation.zero_shot import (
     save_plots,
     write_markdown_report,
 )
+from ..outputs import check_not_an_input
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
