@@ -41,7 +41,8 @@ def test_the_default_is_shipped_and_lists_its_classes(capsys):
     meta = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())
     assert len(meta["classes"]) >= 20 and shipped_model_classes() == meta["classes"]
     size = sum(p.stat().st_size for p in PRETRAINED_DIR.rglob("*") if p.is_file())
-    assert size < 20e6, f"the shipped models are {size / 1e6:.1f} MB together; the limit is 20 MB"
+    # five models (four for use, make demo's open-set one) and the shared text tower: docs/design.md, section 13
+    assert size < 21e6, f"the shipped models are {size / 1e6:.1f} MB together; the limit is 21 MB"
     assert cli_main(["classes"]) == 0
     assert capsys.readouterr().out.split() == meta["classes"]
 
