@@ -252,20 +252,20 @@ def test_cli_readout_options_and_a_split_of_the_users_own(trained, tmp_path):
     open-set figures for classes the dataset's metadata does not name; a readout the model cannot give is refused."""
     _, class_embeds, data_tmp = trained
     torch.manual_seed(0)
-    DualDenoisingModel(tester.get_config(contrastive_head_weight=1.0)).save_pretrained(tmp_path / "head")
-    DualDenoisingModel(tester.get_config()).save_pretrained(tmp_path / "plain")
+    DualDenoisingModel(tester.get_config(contrastive_head_weight=1.0)).save_pretrained(tmp_path / "with-head")
+    DualDenoisingModel(tester.get_config()).save_pretrained(tmp_path / "without-head")
     common = ["--dataset", str(data_tmp / "data"), "--class-embeds", str(data_tmp / "class_embeds.pt"),
               "--attacks", "none", "--no-progress", "--unseen-classes", CLASSES[-1]]
     reports = {}
     for name, options in {"fusion": ["--readout", "fusion", "--fusion-weight", "1"], "head": ["--readout", "head"],
                           "start": ["--start-timestep", "200"], "denoiser": []}.items():
-        assert run_cli("--model", str(tmp_path / "head"), *common, *options, "--out", str(tmp_path / name)) == 0
+        assert run_cli("--model", str(tmp_path / "with-head"), *common, *options, "--out", str(tmp_path / name)) == 0
         reports[name] = json.loads((tmp_path / name / "report.json").read_text())
     assert reports["fusion"]["clean"] == reports["head"]["clean"]  # a fusion weight of 1 is the head
     assert reports["head"]["open_set"]["unseen_classes"] == [CLASSES[-1]]
     assert not reports["head"]["stochastic"] and reports["denoiser"]["stochastic"]  # the head alone draws no noise
     with pytest.raises(ValueError, match="contrastive_head_weight > 0"):
-        run_cli("--model", str(tmp_path / "plain"), *common, "--readout", "head", "--out", str(tmp_path / "x"))
+        run_cli("--model", str(tmp_path / "without-head"), *common, "--readout", "head", "--out", str(tmp_path / "x"))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
