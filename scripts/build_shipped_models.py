@@ -21,7 +21,7 @@ Stages, each skipped when its output exists (an interrupted run continues; a sec
      open-set H, from research/open_set.py's test table, where it was measured), with the reason in
      pretrained/index.json and the model's metadata.json. `--pack-only NAME` packs that one model (and
      rewrites the default's reason, which names every model) and leaves the others as they are.
-  7. the orientation heads of the default and the control (scripts/fit_orientation_head.py: fitted on the packed
+  7. the orientation heads of the three models that find the up axis (scripts/fit_orientation_head.py: fitted on the packed
      copy's frozen encoder, the confidence weight chosen on the validation split): `up_axis="auto"`.
 Stage 4 takes about 70 minutes per 2,400-update run on one core of our 2-core machine; the script runs two at once
 (--jobs).
@@ -68,7 +68,7 @@ SUMMARIES = {
                             "the shipped model for scanned, partial clouds",
 }
 SCAN_MODELS = {"ulip-noise-scan-tiny": "ulip-noise-tiny"}  # scan model -> the model it is fine-tuned from
-ORIENTATION_HEADS = ("dual-denoising-tiny", "ulip-noise-tiny")  # the shipped models that find the up axis
+ORIENTATION_HEADS = ("dual-denoising-tiny", "ulip-noise-tiny", "ulip-tiny")  # the shipped models that find the up axis
 # The open-set run of each shipped model's recipe (research/open_set.py: the recipe trained on split 1's seen classes,
 # 800 updates) and the reading the shipped model uses: the rule's open-set criterion reads their test H. The scan
 # model's recipe (a fine-tune on scans) has no open-set run: it takes no part in that criterion.
@@ -164,12 +164,19 @@ def train(work: Path, commands: dict[str, list[str]], jobs: int) -> dict[str, Pa
     return runs
 
 
-def apply_rule(rows: dict[str, dict], open_set_table: Path, write: bool) -> None:
-    """The default's rule on the shipped rows with their recipes' open-set H; with `write`, each shipped model's
-    metadata row records its H and the default and its reason are written."""
+def rule(rows: dict[str, dict], open_set_table: Path) -> tuple[dict[str, dict], str, str, float | None]:
+    """The default's rule on the rows with their recipes' open-set H: (the rows with H, the default, the reason, the
+    best H measured)."""
     rows, best_open_set_h = with_open_set(rows, open_set_table)
     default, reason = choose_default(rows, best_open_set_h=best_open_set_h)
     print(f"default: {default} ({reason})")
+    return rows, default, reason, best_open_set_h
+
+
+def apply_rule(rows: dict[str, dict], open_set_table: Path, write: bool) -> None:
+    """`rule` on the shipped rows; with `write`, each shipped model's metadata row records its H and the default and
+    its reason are written."""
+    rows, default, reason, best_open_set_h = rule(rows, open_set_table)
     if not write:
         return
     for name, row in rows.items():
@@ -239,9 +246,7 @@ def main() -> None:
                        check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
         domain_rows = json.loads(domains.read_text())
     rows = shipped_rows() | rows  # the models not retrained keep their shipped rows in the choice of the default
-    rows, best_open_set_h = with_open_set(rows, open_set_table)
-    default, reason = choose_default(rows, best_open_set_h=best_open_set_h)
-    print(f"default: {default} ({reason})")
+    rows, default, reason, best_open_set_h = rule(rows, open_set_table)
     if args.no_pack:
         return
     recipe = "python scripts/build_shipped_models.py"
