@@ -11,11 +11,15 @@ training shapes of every class, 512 clouds):
   - the head alone, every cloud in all 24 orientations: the share whose turn is predicted exactly, and the share whose
     predicted turn brings the up direction back to +y (what matters for a shape symmetric about its up axis);
   - the confidence weight w, the identity prior b and the keep threshold tau of `choose_orientation`
-    (`config.orientation_confidence_weight`, `orientation_identity_prior`, `orientation_keep_threshold`): zero-shot
-    top-1 of the clouds as they are and turned by a seeded one of the 24, for w in WEIGHTS (and without the head), b in
-    PRIORS and tau in THRESHOLDS; kept: among the settings that cost at most half a point on the upright clouds
-    against reading them as given, the best on the turned ones. With --reuse-head, the clouds' 24 readings are
-    cached beside the --model folder (`FOLDER-readings.pt`) for a rerun.
+    (`config.orientation_confidence_weight`, `orientation_identity_prior`, `orientation_keep_threshold`), from
+    zero-shot top-1 of the clouds as they are ("upright") and of every cloud in each of the 24 orientations ("any up
+    axis", 24 x 512 readings: a cloud turned by one rotation and then by another is the upright cloud turned by their
+    product, so the classifier's 24 readings of each cloud serve every turn; the head reads each turned cloud anew),
+    for w in WEIGHTS, b in PRIORS and tau in THRESHOLDS. Kept, by `choose_rule`: among the settings within half a
+    point of the best on the turned clouds and at most half a point below reading the upright ones as given, the one
+    that turns the fewest upright clouds away from how they were given ("keep the reading unless another is clearly
+    better": a turned reading of an upright cloud is a risk even where the 512 validation clouds show no loss). The
+    clouds' 48 readings are cached beside the --model folder (`FOLDER-readings.pt`) with --reuse-head.
 
 --model takes a shipped model's short name or a from_pretrained folder. --out saves the model with its head in a new
 folder; --pack NAME writes it into the package's shipped copy NAME (float16 weights, as the recipe stores them; every
@@ -38,7 +42,7 @@ import torch  # noqa: E402
 from dual_denoising import DualDenoisingModel  # noqa: E402
 from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, per_orientation_logits, prepare_points  # noqa: E402
-from dual_denoising.orientations import ORIENTATIONS, choose_orientation  # noqa: E402
+from dual_denoising.orientations import COMPOSE, ORIENTATIONS, choose_orientation, every_orientation  # noqa: E402
 from dual_denoising.shipped import PRETRAINED_DIR, load_model_and_tokenizer, shipped_models  # noqa: E402
 from dual_denoising.training import fit_orientation_head, turn_to, validation_indices  # noqa: E402
 from dual_denoising.training.recipes import save_shipped_weights  # noqa: E402
@@ -46,7 +50,7 @@ from dual_denoising.training.recipes import save_shipped_weights  # noqa: E402
 WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
 PRIORS = (0, 1, 2, 4, 8, 16, 32)  # b, the identity prior, in log units of the rule's score
 THRESHOLDS = (1.0, 0.9, 0.7, 0.5, 0.3, 0.2)  # tau: keep the cloud as given when the head says so this surely (1: off)
-UPRIGHT_TOLERANCE = 0.005  # "auto" may cost at most half a point on upright clouds
+TOLERANCE = 0.005  # half a point: on the upright clouds against reading them as given, on the turned ones against the best
 
 
 def resolve(model: str) -> tuple[str, Path]:
@@ -77,40 +81,50 @@ def validation_scores(model, clouds: torch.Tensor, batch_size: int = 128) -> dic
 
 
 @torch.no_grad()
-def choose_weight(model, class_embeds, clouds: torch.Tensor, labels: torch.Tensor, cache: Path | None = None) -> dict:
-    """The confidence weight w, the identity prior b and the keep threshold tau of `choose_orientation`, on the
-    validation clouds as they are (upright) and turned by a seeded one of the 24 ("any up axis"). The rule: among the
-    (w, b, tau) whose upright top-1 is within `UPRIGHT_TOLERANCE` of reading every cloud as given (Y-up), the best
-    top-1 on the turned clouds (ties: no gate before a gate, then the smaller b and w); if none is, the best upright
-    top-1. Each setting's figures are returned. `cache` keeps the 24 readings of every cloud (the costly part: 48
-    passes per cloud) for a rerun."""
-    turns = ORIENTATIONS[np.random.default_rng(0).integers(len(ORIENTATIONS), size=len(clouds))]
-    sets = {"upright": clouds, "any up axis": torch.einsum("mij,mnj->mni", torch.as_tensor(turns, dtype=clouds.dtype),
-                                                            clouds)}
-    if cache is not None and cache.is_file():
-        scores = torch.load(cache)
-    else:
-        scores = {name: (per_orientation_logits(model, class_embeds, c),
-                         torch.cat([model.get_orientation_logits(b) for b in c.split(128)])) for name, c in sets.items()}
-        if cache is not None:
-            torch.save(scores, cache)
-    as_given = float((scores["upright"][0][:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
+def orientation_readings(model, class_embeds, clouds: torch.Tensor, batch_size: int = 8) -> dict:
+    """The 48 readings per upright cloud `choose_rule` needs: `logits` `(M, 24, C)`, the zero-shot logits of the cloud
+    turned by each of the 24 `ORIENTATIONS`, and `turn_logits` `(M, 24, 24)`, the head's logits for the cloud shown
+    turned by each."""
+    logits = per_orientation_logits(model, class_embeds, clouds)
+    turn_logits = torch.cat([model.get_orientation_logits(every_orientation(chunk).flatten(0, 1)).unflatten(0, (
+        len(chunk), len(ORIENTATIONS))) for chunk in clouds.split(batch_size)])
+    return {"logits": logits, "turn_logits": turn_logits}
+
+
+def rule_scores(readings: dict, labels: torch.Tensor, weight: float | None, prior: float, threshold: float) -> dict:
+    """One setting of `choose_orientation` on the cached readings: top-1 of the upright clouds, top-1 over every cloud
+    shown in each of the 24 orientations, and the share of upright clouds it turns away from how they were given."""
+    logits, turn_logits = readings["logits"], readings["turn_logits"]
+    rows, correct = torch.arange(len(labels)), []
+    for shown in range(len(ORIENTATIONS)):
+        candidates = torch.as_tensor(COMPOSE[:, shown])  # candidate o of the cloud shown turned = ORIENTATIONS[o @ shown]
+        pick = choose_orientation(logits[:, candidates], None if weight is None else turn_logits[:, shown],
+                                  weight or 0.0, prior, threshold)
+        correct.append(logits[rows, candidates[pick]].argmax(-1) == labels)
+        if shown == 0:
+            moved = float((pick != 0).float().mean())
+    correct = torch.stack(correct).float()
+    return {"upright": float(correct[0].mean()), "any up axis": float(correct.mean()), "upright turned away": moved}
+
+
+def choose_rule(readings: dict, labels: torch.Tensor, tolerance: float = TOLERANCE) -> dict:
+    """The setting (w, b, tau) of `choose_orientation` kept (see the module's docstring), with every setting's
+    figures. If no setting keeps the upright clouds within `tolerance`, the best on the upright ones."""
+    as_given = float((readings["logits"][:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
     table, row_of = {}, {}
     for weight in WEIGHTS:
         for prior in PRIORS:
             for threshold in THRESHOLDS if weight is not None else (1.0,):
-                row = {}
-                for name, (logits, turn_logits) in scores.items():
-                    pick = choose_orientation(logits, None if weight is None else turn_logits, weight or 0.0, prior,
-                                              threshold)
-                    row[name] = float((logits[torch.arange(len(logits)), pick].argmax(-1) == labels).float().mean())
-                key = ("no head" if weight is None else f"w={weight:g}") + f", b={prior:g}, tau={threshold:g}"
-                table[key] = row
+                row = rule_scores(readings, labels, weight, prior, threshold)
+                table[("no head" if weight is None else f"w={weight:g}") + f", b={prior:g}, tau={threshold:g}"] = row
                 if weight is not None:
                     row_of[(weight, prior, threshold)] = row
-    kept = [c for c, row in row_of.items() if row["upright"] >= as_given - UPRIGHT_TOLERANCE]
-    if kept:
-        weight, prior, threshold = max(kept, key=lambda c: (row_of[c]["any up axis"], c[2], -c[1], -c[0]))
+    best_turned = max(row["any up axis"] for row in row_of.values())
+    kept = [c for c, row in row_of.items()
+            if row["upright"] >= as_given - tolerance and row["any up axis"] >= best_turned - tolerance]
+    if kept:  # the fewest upright clouds turned away; then the best turned, no gate before a gate, smaller b and w
+        weight, prior, threshold = min(kept, key=lambda c: (row_of[c]["upright turned away"],
+                                                            -row_of[c]["any up axis"], -c[2], c[1], c[0]))
     else:
         weight, prior, threshold = max(row_of, key=lambda c: (row_of[c]["upright"], row_of[c]["any up axis"]))
     return {"weight": weight, "identity_prior": prior, "keep_threshold": threshold, "upright_as_given": as_given,
@@ -165,7 +179,13 @@ def main() -> None:
     class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
     # a head's run folder (--reuse-head) keeps the validation clouds' 24 readings beside it for a rerun
     cache = folder.parent / f"{folder.name}-readings.pt" if args.reuse_head else None
-    history["confidence_weight"] = choose_weight(model, class_embeds, validation, validation_labels, cache)
+    if cache is not None and cache.is_file():
+        readings = torch.load(cache)
+    else:
+        readings = orientation_readings(model, class_embeds, validation)
+        if cache is not None:
+            torch.save(readings, cache)
+    history["confidence_weight"] = choose_rule(readings, validation_labels)
     model.config.orientation_confidence_weight = float(history["confidence_weight"]["weight"])
     model.config.orientation_identity_prior = float(history["confidence_weight"]["identity_prior"])
     model.config.orientation_keep_threshold = float(history["confidence_weight"]["keep_threshold"])

@@ -86,3 +86,43 @@ def test_views_per_cloud_is_checked():
     model = DualDenoisingModel(tester.get_config(objective="contrastive")).eval()
     with pytest.raises(ValueError, match="views_per_cloud must be in"):
         fit_orientation_head(model, lopsided_clouds(2), views_per_cloud=25)
+
+
+def test_compose_is_the_product_of_two_orientations():
+    from dual_denoising.orientations import COMPOSE
+
+    assert np.allclose(ORIENTATIONS[COMPOSE], ORIENTATIONS[:, None] @ ORIENTATIONS[None, :])
+    assert (COMPOSE[0] == np.arange(NUM_ORIENTATIONS)).all()  # the identity first leaves every turn as it is
+
+
+def test_the_rule_kept_turns_the_fewest_upright_clouds_among_equally_good_settings():
+    """Toy readings with a known answer: a head right but for one cloud, a classifier right in every orientation,
+    surer as given, but far surer of cloud 0 turned by orientation 5. Every setting is then right everywhere; the one
+    kept must leave every upright cloud as given (a large enough identity prior), where the smallest prior (b 0), the
+    old tie-break, turns cloud 0."""
+    import importlib.util
+    from pathlib import Path
+
+    from dual_denoising.orientations import COMPOSE
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "fit_orientation_head.py"
+    spec = importlib.util.spec_from_file_location("fit_orientation_head", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    labels = torch.tensor([0, 1, 2, 3])
+    logits = torch.zeros(4, NUM_ORIENTATIONS, 4)
+    logits[torch.arange(4), :, labels] = 2.0  # right, not sure, in every orientation ...
+    logits[torch.arange(4), 0, labels] = 5.0  # ... surer as given
+    logits[0, 0, 0], logits[0, 5, 0] = 2.0, 9.0  # but cloud 0 is far surer turned by orientation 5
+    turn_logits = torch.zeros(4, NUM_ORIENTATIONS, NUM_ORIENTATIONS)
+    for shown in range(NUM_ORIENTATIONS):  # the head names the turn that undoes the one shown
+        turn_logits[:, shown, int(np.flatnonzero(COMPOSE[:, shown] == 0)[0])] = 3.0
+    turn_logits[0, 0, 5] = 4.0  # except that it leans to orientation 5 for cloud 0 as given
+    readings = {"logits": logits, "turn_logits": turn_logits}
+    turned = script.rule_scores(readings, labels, 32.0, 0.0, 1.0)
+    assert turned == {"upright": 1.0, "any up axis": 1.0, "upright turned away": 0.25}
+    assert script.rule_scores(readings, labels, 0.0, 0.0, 1.0)["upright turned away"] == 0.25
+    chosen = script.choose_rule(readings, labels)
+    row = chosen["validation_top1"][f"w={chosen['weight']:g}, b={chosen['identity_prior']:g}, "
+                                    f"tau={chosen['keep_threshold']:g}"]
+    assert row == {"upright": 1.0, "any up axis": 1.0, "upright turned away": 0.0}

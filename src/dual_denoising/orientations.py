@@ -32,6 +32,10 @@ def _axis_aligned_rotations() -> np.ndarray:
 
 ORIENTATIONS = _axis_aligned_rotations()
 NUM_ORIENTATIONS = len(ORIENTATIONS)
+# ORIENTATIONS[i] @ ORIENTATIONS[j] = ORIENTATIONS[COMPOSE[i, j]]: a cloud turned by j and then by i is the cloud
+# turned by COMPOSE[i, j] (exactly: the entries are 0 and +-1), so one cloud's 24 readings serve it in every orientation
+COMPOSE = np.array([[int(np.argmin(np.abs(ORIENTATIONS - a @ b).sum(axis=(1, 2)))) for b in ORIENTATIONS]
+                    for a in ORIENTATIONS])
 
 
 def every_orientation(points: torch.Tensor) -> torch.Tensor:
