@@ -18,8 +18,10 @@ training shapes of every class, 512 clouds):
     for w in WEIGHTS, b in PRIORS and tau in THRESHOLDS. Kept, by `choose_rule`: among the settings within half a
     point of the best on the turned clouds and at most half a point below reading the upright ones as given, the one
     that turns the fewest upright clouds away from how they were given ("keep the reading unless another is clearly
-    better": a turned reading of an upright cloud is a risk even where the 512 validation clouds show no loss). The
-    clouds' 48 readings are cached beside the --model folder (`FOLDER-readings.pt`) with --reuse-head.
+    better": a turned reading of an upright cloud is a risk even where the 512 validation clouds show no loss); if no
+    setting is within both, the best on the upright clouds. The
+    clouds' 48 readings are cached beside the --model folder (`FOLDER-readings.pt`) with --reuse-head (not
+    beside a shipped model).
 
 --model takes a shipped model's short name or a from_pretrained folder. --out saves the model with its head in a new
 folder; --pack NAME writes it into the package's shipped copy NAME (float16 weights, as the recipe stores them; every
@@ -109,7 +111,7 @@ def rule_scores(readings: dict, labels: torch.Tensor, weight: float | None, prio
 
 def choose_rule(readings: dict, labels: torch.Tensor, tolerance: float = TOLERANCE) -> dict:
     """The setting (w, b, tau) of `choose_orientation` kept (see the module's docstring), with every setting's
-    figures. If no setting keeps the upright clouds within `tolerance`, the best on the upright ones."""
+    figures. If no setting is within `tolerance` of both, the best on the upright clouds (then on the turned ones)."""
     as_given = float((readings["logits"][:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
     table, row_of = {}, {}
     for weight in WEIGHTS:
@@ -177,8 +179,10 @@ def main() -> None:
         history["command"] = (f"python scripts/fit_orientation_head.py --model {name} --views-per-cloud "
                               f"{args.views_per_cloud} --epochs {args.epochs} --seed {args.seed}")
     class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
-    # a head's run folder (--reuse-head) keeps the validation clouds' 24 readings beside it for a rerun
-    cache = folder.parent / f"{folder.name}-readings.pt" if args.reuse_head else None
+    # a head's run folder (--reuse-head) keeps the validation clouds' 48 readings beside it for a rerun; the package's
+    # own folder is left as it is
+    shipped_copy = PRETRAINED_DIR.resolve() in folder.resolve().parents
+    cache = folder.parent / f"{folder.name}-readings.pt" if args.reuse_head and not shipped_copy else None
     if cache is not None and cache.is_file():
         readings = torch.load(cache)
     else:
