@@ -19,7 +19,7 @@ training shapes of every class, 512 clouds):
     point of the best on the turned clouds and at most half a point below reading the upright ones as given, the one
     that turns the fewest upright clouds away from how they were given ("keep the reading unless another is clearly
     better": a turned reading of an upright cloud is a risk even where the 512 validation clouds show no loss); if no
-    setting is within both, the best on the upright clouds. The
+    setting is within both, the best on the turned clouds of those within half a point on the upright ones. The
     clouds' 48 readings are cached beside the --model folder (`FOLDER-readings.pt`) with --reuse-head (not
     beside a shipped model).
 
@@ -111,7 +111,8 @@ def rule_scores(readings: dict, labels: torch.Tensor, weight: float | None, prio
 
 def choose_rule(readings: dict, labels: torch.Tensor, tolerance: float = TOLERANCE) -> dict:
     """The setting (w, b, tau) of `choose_orientation` kept (see the module's docstring), with every setting's
-    figures. If no setting is within `tolerance` of both, the best on the upright clouds (then on the turned ones)."""
+    figures. If no setting is within `tolerance` of both, the best on the turned clouds of those within it on the
+    upright ones; if none is, the best on the upright ones."""
     as_given = float((readings["logits"][:, 0].argmax(-1) == labels).float().mean())  # orientation 0: the identity
     table, row_of = {}, {}
     for weight in WEIGHTS:
@@ -122,11 +123,13 @@ def choose_rule(readings: dict, labels: torch.Tensor, tolerance: float = TOLERAN
                 if weight is not None:
                     row_of[(weight, prior, threshold)] = row
     best_turned = max(row["any up axis"] for row in row_of.values())
-    kept = [c for c, row in row_of.items()
-            if row["upright"] >= as_given - tolerance and row["any up axis"] >= best_turned - tolerance]
+    upright_ok = [c for c, row in row_of.items() if row["upright"] >= as_given - tolerance]
+    kept = [c for c in upright_ok if row_of[c]["any up axis"] >= best_turned - tolerance]
     if kept:  # the fewest upright clouds turned away; then the best turned, no gate before a gate, smaller b and w
         weight, prior, threshold = min(kept, key=lambda c: (row_of[c]["upright turned away"],
                                                             -row_of[c]["any up axis"], -c[2], c[1], c[0]))
+    elif upright_ok:  # no setting is close to the best on both: the best turned of those that keep the upright ones
+        weight, prior, threshold = max(upright_ok, key=lambda c: (row_of[c]["any up axis"], c[2], -c[1], -c[0]))
     else:
         weight, prior, threshold = max(row_of, key=lambda c: (row_of[c]["upright"], row_of[c]["any up axis"]))
     return {"weight": weight, "identity_prior": prior, "keep_threshold": threshold, "upright_as_given": as_given,

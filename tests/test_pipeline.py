@@ -273,6 +273,19 @@ def test_identity_prior_keeps_the_cloud_as_given_unless_another_orientation_is_c
     assert choose_orientation(far, turn, 10.0, keep_threshold=0.9).tolist() == [1]  # p_head(0) ~ 0.38: not sure
 
 
+def test_auto_keeps_a_cloud_the_head_and_the_classifier_both_read_as_upright():
+    from dual_denoising.orientations import NUM_ORIENTATIONS, choose_orientation
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, NUM_ORIENTATIONS, 5, generator=generator)
+    logits[:, 0, 2] = 8.0  # the classifier is surest of the cloud as given
+    turn = torch.randn(3, NUM_ORIENTATIONS, generator=generator)
+    turn[:, 0] = 4.0  # and the head calls it upright
+    for weight in (0.0, 1.0, 8.0, 32.0):
+        for prior, threshold in ((0.0, 1.0), (2.0, 1.0), (2.0, 0.2)):
+            assert choose_orientation(logits, turn, weight, prior, threshold).tolist() == [0, 0, 0]
+
+
 def test_auto_turns_the_cloud_the_way_the_head_says(saved_model, tmp_path, clouds):
     """A head that always answers turn k: "auto" must give exactly what the cloud turned by ORIENTATIONS[k] gives."""
     from dual_denoising.orientations import ORIENTATIONS
