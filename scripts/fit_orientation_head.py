@@ -46,7 +46,7 @@ from dual_denoising.data import load_triples  # noqa: E402
 from dual_denoising.evaluation import class_embeddings, per_orientation_logits, prepare_points  # noqa: E402
 from dual_denoising.orientations import COMPOSE, ORIENTATIONS, choose_orientation, every_orientation  # noqa: E402
 from dual_denoising.shipped import PRETRAINED_DIR, load_model_and_tokenizer, shipped_models  # noqa: E402
-from dual_denoising.training import fit_orientation_head, turn_to, validation_indices  # noqa: E402
+from dual_denoising.training import fit_orientation_head, validation_indices  # noqa: E402
 from dual_denoising.training.recipes import save_shipped_weights  # noqa: E402
 
 WEIGHTS = (None, 0, 1, 2, 4, 8, 16, 32)  # None: without the head, the most confident orientation
@@ -66,23 +66,6 @@ def resolve(model: str) -> tuple[str, Path]:
 
 
 @torch.no_grad()
-def validation_scores(model, clouds: torch.Tensor, batch_size: int = 128) -> dict:
-    """Every validation cloud in all 24 orientations: the exact turn, and the up direction, recovered."""
-    num = len(ORIENTATIONS)
-    cloud_of, shown = torch.arange(len(clouds)).repeat_interleave(num), torch.arange(num).repeat(len(clouds))
-    predicted = torch.cat([
-        model.get_orientation_logits(turn_to(clouds[cloud_of[rows]], shown[rows])).argmax(-1)
-        for rows in torch.arange(len(shown)).split(batch_size)
-    ]).numpy()
-    shown = shown.numpy()
-    # the cloud is ORIENTATIONS[s]^T @ upright; the predicted turn makes it ORIENTATIONS[p] @ ORIENTATIONS[s]^T @ upright
-    residual = ORIENTATIONS[predicted] @ ORIENTATIONS[shown].transpose(0, 2, 1)
-    return {"turn_accuracy": float((predicted == shown).mean()),
-            "up_accuracy": float(np.isclose(residual[:, 1, 1], 1.0).mean()),  # +y stays +y
-            "views": len(shown)}
-
-
-@torch.no_grad()
 def orientation_readings(model, class_embeds, clouds: torch.Tensor, batch_size: int = 8) -> dict:
     """The 48 readings per upright cloud `choose_rule` needs: `logits` `(M, 24, C)`, the zero-shot logits of the cloud
     turned by each of the 24 `ORIENTATIONS`, and `turn_logits` `(M, 24, 24)`, the head's logits for the cloud shown
@@ -97,16 +80,27 @@ def rule_scores(readings: dict, labels: torch.Tensor, weight: float | None, prio
     """One setting of `choose_orientation` on the cached readings: top-1 of the upright clouds, top-1 over every cloud
     shown in each of the 24 orientations, and the share of upright clouds it turns away from how they were given."""
     logits, turn_logits = readings["logits"], readings["turn_logits"]
-    rows, correct = torch.arange(len(labels)), []
+    rows, correct, picks = torch.arange(len(labels)), [], []
     for shown in range(len(ORIENTATIONS)):
         candidates = torch.as_tensor(COMPOSE[:, shown])  # candidate o of the cloud shown turned = ORIENTATIONS[o @ shown]
-        pick = choose_orientation(logits[:, candidates], None if weight is None else turn_logits[:, shown],
-                                  weight or 0.0, prior, threshold)
-        correct.append(logits[rows, candidates[pick]].argmax(-1) == labels)
-        if shown == 0:
-            moved = float((pick != 0).float().mean())
+        picks.append(choose_orientation(logits[:, candidates], None if weight is None else turn_logits[:, shown],
+                                        weight or 0.0, prior, threshold))
+        correct.append(logits[rows, candidates[picks[-1]]].argmax(-1) == labels)
     correct = torch.stack(correct).float()
-    return {"upright": float(correct[0].mean()), "any up axis": float(correct.mean()), "upright turned away": moved}
+    return {"upright": float(correct[0].mean()), "any up axis": float(correct.mean()),
+            "upright turned away": float((picks[0] != 0).float().mean())}  # shown 0: the clouds as given
+
+
+def head_scores(readings: dict) -> dict:
+    """The head alone, every validation cloud shown in all 24 orientations: the share whose turn it names exactly,
+    and the share whose named turn brings the up direction back to +y (what matters for a shape symmetric about its
+    up axis)."""
+    predicted = readings["turn_logits"].argmax(-1).numpy()  # (M, 24): the turn named for the cloud shown turned by t
+    shown = np.broadcast_to(np.arange(len(ORIENTATIONS)), predicted.shape)
+    result = ORIENTATIONS[COMPOSE[predicted, shown]]  # the cloud after the named turn, as a turn of the upright cloud
+    return {"turn_accuracy": float((COMPOSE[predicted, shown] == 0).mean()),
+            "up_accuracy": float(np.isclose(result[..., 1, 1], 1.0).mean()),  # +y stays +y
+            "views": predicted.size}
 
 
 def choose_rule(readings: dict, labels: torch.Tensor, tolerance: float = TOLERANCE) -> dict:
@@ -178,7 +172,6 @@ def main() -> None:
         history = fit_orientation_head(model, clouds, views_per_cloud=args.views_per_cloud, epochs=args.epochs,
                                        seed=args.seed)
         history["seconds"] = round(time.perf_counter() - start, 1)
-        history["validation"] = validation_scores(model, validation)
         history["command"] = (f"python scripts/fit_orientation_head.py --model {name} --views-per-cloud "
                               f"{args.views_per_cloud} --epochs {args.epochs} --seed {args.seed}")
     class_embeds = class_embeddings(model, train.features["label"].names, tokenizer)
@@ -192,6 +185,8 @@ def main() -> None:
         readings = orientation_readings(model, class_embeds, validation)
         if cache is not None:
             torch.save(readings, cache)
+    if not args.reuse_head:
+        history["validation"] = head_scores(readings)
     history["confidence_weight"] = choose_rule(readings, validation_labels)
     model.config.orientation_confidence_weight = float(history["confidence_weight"]["weight"])
     model.config.orientation_identity_prior = float(history["confidence_weight"]["identity_prior"])

@@ -122,6 +122,8 @@ def test_the_rule_kept_turns_the_fewest_upright_clouds_among_equally_good_settin
     turned = script.rule_scores(readings, labels, 32.0, 0.0, 1.0)
     assert turned == {"upright": 1.0, "any up axis": 1.0, "upright turned away": 0.25}
     assert script.rule_scores(readings, labels, 0.0, 0.0, 1.0)["upright turned away"] == 0.25
+    # the head alone: every view's turn named right but cloud 0's as given (orientation 5 turns -y up)
+    assert script.head_scores(readings) == {"turn_accuracy": 1 - 1 / 96, "up_accuracy": 1 - 1 / 96, "views": 96}
     chosen = script.choose_rule(readings, labels)
     row = chosen["validation_top1"][f"w={chosen['weight']:g}, b={chosen['identity_prior']:g}, "
                                     f"tau={chosen['keep_threshold']:g}"]
