@@ -118,17 +118,21 @@ def pack_open_set_demo(work: Path, open_set_table: Path) -> Path:
 
 def with_open_set(rows: dict[str, dict], table_path: Path) -> tuple[dict[str, dict], float | None]:
     """The rows with each shipped recipe's open-set H (`open_set_h`, from the test split of research/open_set.py's
-    table), and the best H measured there over every run and reading (a recipe not shipped counts too)."""
+    table), and the best H measured there over every run and reading on the same split (the same unseen classes) as
+    the shipped recipes' runs: a recipe not shipped counts too, a run on another split (a check that a choice carries
+    over) does not, its H being on other classes."""
     if not table_path.is_file():
         return rows, None
     test = json.loads(table_path.read_text()).get("test", {})
-    best = max((cell["harmonic_mean"]["accuracy"] for cells in test.values() for cell in cells.values()), default=None)
-    out = {}
+    out, split = {}, None
     for name, row in rows.items():
         run, readout = OPEN_SET_RUNS.get(name, (None, None))
         cell = test.get(run, {}).get(readout)
         out[name] = row | ({"open_set_h": cell["harmonic_mean"]["accuracy"], "open_set_run": f"{run} ({readout})"}
                            if cell else {})
+        split = sorted(cell["unseen_classes"]) if cell else split
+    best = max((cell["harmonic_mean"]["accuracy"] for cells in test.values() for cell in cells.values()
+                if sorted(cell["unseen_classes"]) == split), default=None)
     return out, best
 
 

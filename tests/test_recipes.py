@@ -162,6 +162,33 @@ def test_the_default_rule_with_the_open_set_criterion():
     assert choose_default(plain_rows)[0] == "method"
 
 
+def test_the_best_open_set_h_is_read_on_the_shipped_recipes_split(tmp_path):
+    """scripts/build_shipped_models.py: a recipe not shipped counts towards the best H, a run on another split (other
+    unseen classes, a check that a choice carries over) does not."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "build_shipped_models.py"
+    spec = importlib.util.spec_from_file_location("build_shipped_models", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def cell(h, unseen):
+        return {"harmonic_mean": {"accuracy": h}, "unseen_classes": unseen}
+
+    table = {"test": {"ulip-text": {"head": cell(0.50, ["b", "a"])}, "dd-text": {"denoiser": cell(0.10, ["a", "b"])},
+                      "dd-head-text": {"head": cell(0.45, ["a", "b"])}, "ulip-text-split2": {"head": cell(0.90, ["c"])}}}
+    (tmp_path / "open-set.json").write_text(json.dumps(table))
+    rows = {"ulip-tiny": _row("contrastive", 0.99, 0.2), "dual-denoising-tiny": _row("dual_denoising", 0.99, 0.7),
+            "ulip-noise-scan-tiny": _row("contrastive", 0.98, 0.6)}
+    out, best = script.with_open_set(rows, tmp_path / "open-set.json")
+    assert best == 0.50
+    assert out["ulip-tiny"]["open_set_h"] == 0.50 and out["dual-denoising-tiny"]["open_set_h"] == 0.10
+    assert "open_set_h" not in out["ulip-noise-scan-tiny"]
+    table["test"]["dd-head-text"]["head"] = cell(0.55, ["a", "b"])
+    (tmp_path / "open-set.json").write_text(json.dumps(table))
+    assert script.with_open_set(rows, tmp_path / "open-set.json")[1] == 0.55
+
+
 def test_make_demo_names_a_category_its_model_never_trained_on(tmp_path, capsys):
     """`make demo`'s third step: the shipped model trained on 24 of the 32 classes names at least one of the other 8
     (a mesh of each, seeded, among all 32 names), and says how often it does on the test split."""
