@@ -1,7 +1,11 @@
 """What the tests share: a tiny-model tester in the manner of transformers' ModelTester, seeded generators, a tiny
-CLIP teacher, a numpy FPS reference, and toy shapes with a quickly trained contrastive baseline."""
+CLIP teacher, a numpy FPS reference, toy shapes with a quickly trained contrastive baseline, and the repository's
+scripts and drivers loaded as modules."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +56,15 @@ class DualDenoisingModelTester:
 
 
 tester = DualDenoisingModelTester()
+
+
+def load_repo_file(relative_path: str):
+    """A script, driver or example of the repository (not part of the package), loaded as a module."""
+    path = Path(__file__).resolve().parents[1] / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def seeded(seed: int = 0) -> torch.Generator:

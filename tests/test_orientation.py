@@ -12,7 +12,7 @@ from dual_denoising.orientations import NUM_ORIENTATIONS, ORIENTATIONS, every_or
 from dual_denoising.point_ops import normalize_to_unit_sphere
 from dual_denoising.training import fit_orientation_head, turn_to
 
-from .conftest import tester
+from .conftest import load_repo_file, tester
 
 
 def lopsided_clouds(count: int, seed: int = 0) -> torch.Tensor:
@@ -100,15 +100,9 @@ def test_the_rule_kept_turns_the_fewest_upright_clouds_among_equally_good_settin
     surer as given, but far surer of cloud 0 turned by orientation 5. Every setting is then right everywhere; the one
     kept must leave every upright cloud as given (a large enough identity prior), where the smallest prior (b 0), the
     old tie-break, turns cloud 0."""
-    import importlib.util
-    from pathlib import Path
-
     from dual_denoising.orientations import COMPOSE
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "fit_orientation_head.py"
-    spec = importlib.util.spec_from_file_location("fit_orientation_head", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_repo_file("scripts/fit_orientation_head.py")
     labels = torch.tensor([0, 1, 2, 3])
     logits = torch.zeros(4, NUM_ORIENTATIONS, 4)
     logits[torch.arange(4), :, labels] = 2.0  # right, not sure, in every orientation ...

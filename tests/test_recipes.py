@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from dual_denoising.point_ops import farthest_point_sample
 from dual_denoising.shipped import DEFAULT_MODEL_DIR, PRETRAINED_DIR, shipped_model_classes, shipped_models
 from dual_denoising.synth import save_synthshapes
 from dual_denoising.training.recipes import choose_default, ensure_resampled
+
+from .conftest import load_repo_file
 
 
 def test_ensure_resampled_reduces_by_fps_once(tmp_path, capsys):
@@ -165,12 +166,7 @@ def test_the_default_rule_with_the_open_set_criterion():
 def test_the_best_open_set_h_is_read_on_the_shipped_recipes_split(tmp_path):
     """scripts/build_shipped_models.py: a recipe not shipped counts towards the best H, a run on another split (other
     unseen classes, a check that a choice carries over) does not."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "build_shipped_models.py"
-    spec = importlib.util.spec_from_file_location("build_shipped_models", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_repo_file("scripts/build_shipped_models.py")
 
     def cell(h, unseen):
         return {"harmonic_mean": {"accuracy": h}, "unseen_classes": unseen}
@@ -192,11 +188,7 @@ def test_the_best_open_set_h_is_read_on_the_shipped_recipes_split(tmp_path):
 def test_make_demo_names_a_category_its_model_never_trained_on(tmp_path, capsys):
     """`make demo`'s third step: the shipped model trained on 24 of the 32 classes names at least one of the other 8
     (a mesh of each, seeded, among all 32 names), and says how often it does on the test split."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo", Path(__file__).resolve().parents[1] / "examples" / "demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_repo_file("examples/demo.py")
     folder = shipped_models()[demo.UNSEEN_DEMO]
     metadata = json.loads((folder / "metadata.json").read_text())
     assert "--train_on_seen_classes" in metadata["training"]["command"] and len(metadata["unseen_classes"]) == 8

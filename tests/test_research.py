@@ -14,7 +14,7 @@ from datasets import Dataset, DatasetDict
 
 from dual_denoising.data import save_triples, triples_features
 
-from .conftest import CLASSES, make_shapes
+from .conftest import CLASSES, load_repo_file, make_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,14 +111,10 @@ def test_robustness_budgets_resumes_a_stopped_attack_batch_by_batch_and_adds_a_s
 
 def test_the_stop_gradient_arms_differ_in_gamma():
     """robustness_synthshapes.py's two arms train the preset with gamma 0 ("on") and 1 ("off"), nothing else."""
-    import importlib.util
-
     from dual_denoising import DualDenoisingConfig
     from dual_denoising.training import update_config
 
-    spec = importlib.util.spec_from_file_location("robustness_synthshapes", ROOT / "research" / "robustness_synthshapes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_repo_file("research/robustness_synthshapes.py")
     preset = DualDenoisingConfig.from_pretrained(ROOT / "hub_configs" / "tiny")
     arms = {name: update_config(preset, overrides).to_dict() for name, overrides in module.STOP_GRADIENT_ARMS.items()}
     assert arms["on"]["denoiser_context_grad_scale"] == 0.0 and arms["off"]["denoiser_context_grad_scale"] == 1.0
