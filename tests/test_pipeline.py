@@ -396,3 +396,29 @@ def test_defenses_are_pipeline_options(classifier, clouds):
     smooth = dict(candidate_labels=labels, inference_point_noise_level=100, num_noise_samples=4, up_axis="y")
     assert baseline(clouds[0], **smooth) == baseline(clouds[0], **smooth)  # smoothing is seeded too
     assert baseline(clouds[0], **smooth) != baseline(clouds[0], candidate_labels=labels, up_axis="y")
+
+
+def test_readout_options_reach_the_model(classifier, tmp_path, clouds):
+    """`readout`, `fusion_weight` and `start_timestep` are call options: each gives the model's own reading of the
+    same name; a model without a head, and the baseline, refuse what they lack; bad values get one-line errors."""
+    teacher, tokenizer = tiny_teacher(["chair", "table", "lamp", "night stand"], projection_dim=tester.embed_dim)
+    model = DualDenoisingModel.from_teacher(teacher, tester.get_config(contrastive_head_weight=1.0)).eval()
+    ZeroShot3DClassificationPipeline(model=model, tokenizer=tokenizer).save_pretrained(tmp_path / "head")
+    with_head = pipeline(TASK, model=str(tmp_path / "head"))
+    model, labels = with_head.model, dict(candidate_labels=LABELS, up_axis="y")
+    class_embeds = encode_class_names(model.get_text_features, with_head.tokenizer, LABELS)
+    points = with_head.preprocess(clouds[0], **labels)["points"]
+    for options in ({"readout": "head"}, {"readout": "fusion", "fusion_weight": 0.3},
+                    {"readout": "denoiser", "start_timestep": 100}, {"readout": "denoiser"}):
+        scores = {r["label"]: r["score"] for r in with_head(clouds[0], **labels, **options)}
+        logits = model.zero_shot_logits(points, class_embeds, generator=[torch.Generator().manual_seed(0)], **options)
+        assert [scores[label] for label in LABELS] == pytest.approx(logits.softmax(dim=-1)[0].tolist(), abs=1e-5)
+    assert with_head(clouds[0], **labels, readout="head") != with_head(clouds[0], **labels, readout="denoiser")
+    for bad, message in (({"readout": "mean"}, "readout must be one of"), ({"fusion_weight": 1.5}, "fusion_weight"),
+                         ({"start_timestep": 10_000}, "start_timestep must be an integer in")):
+        with pytest.raises(ValueError, match=message):
+            with_head(clouds[0], **labels, **bad)
+    with pytest.raises(ValueError, match="read the contrastive head, which this model has not"):
+        classifier(clouds[0], **labels, readout="head")
+    with pytest.raises(ValueError, match="readout apply to Dual Denoising models"):
+        pipeline(TASK, model=resolve_model("ulip-noise-tiny"))(clouds[0], **labels, readout="head")

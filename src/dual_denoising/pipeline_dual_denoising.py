@@ -23,6 +23,7 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .configuration_dual_denoising import READOUTS
 from .orientations import _TO_Y_UP, choose_orientation, every_orientation, principal_axes
 from .point_ops import farthest_point_sample, normalize_to_unit_sphere
 from .prompts import DEFAULT_TEMPLATES, check_templates, encode_class_names, normalize_labels
@@ -131,6 +132,11 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 objective); purification_rounds: PointDAE purification first (Dual Denoising; default: the model's);
                 purification_keep_input: with purification, average the embeddings of the cloud as given and of the
                 purified cloud (default: the model's).
+            readout: where a Dual Denoising model reads the embedding (default: the model's `zero_shot_readout`):
+                `"denoiser"` (the x0 estimate, the paper's), `"head"` (its contrastive head: categories it never
+                trained on) or `"fusion"` (their normalised mix, `fusion_weight` the head's share); `start_timestep`:
+                the denoiser's reading started from the head's embedding noised to t* (SDEdit; -1: from pure noise;
+                default: the model's). All three but `"denoiser"` need a model trained with a contrastive head (`contrastive_head_weight > 0`).
             seed: seeds the denoising noise, so the same call gives the same answer (default 0).
             up_axis: the axis that points up in the input, `"y"` (the models' convention), `"z"` (trimesh, most CAD
                 tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in each of the
@@ -163,6 +169,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
         inference_point_noise_level=None,
         purification_rounds=None,
         purification_keep_input=None,
+        readout=None,
+        fusion_weight=None,
+        start_timestep=None,
         seed=None,
         up_axis=None,
         **kwargs,
@@ -178,6 +187,16 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 raise ValueError(f"{n} must be an integer >= {low}; got {value!r}")
         if purification_keep_input is not None and not isinstance(purification_keep_input, bool):
             raise ValueError(f"purification_keep_input must be True or False; got {purification_keep_input!r}")
+        if readout is not None and readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}; got {readout!r}")
+        if fusion_weight is not None and (isinstance(fusion_weight, bool) or not isinstance(fusion_weight, (int, float))
+                                          or not 0 <= fusion_weight <= 1):
+            raise ValueError(f"fusion_weight (the head's share in the fusion) must be a number in [0, 1]; got "
+                             f"{fusion_weight!r}")
+        if start_timestep is not None and (isinstance(start_timestep, bool) or not isinstance(start_timestep, int)
+                                           or not -1 <= start_timestep < config.feature_num_train_timesteps):
+            raise ValueError(f"start_timestep must be an integer in [-1, {config.feature_num_train_timesteps - 1}] (-1: from "
+                             f"pure noise); got {start_timestep!r}")
         if inference_point_noise_level is not None and inference_point_noise_level >= config.point_noise_steps:
             raise ValueError(f"inference_point_noise_level must be below point_noise_steps={config.point_noise_steps}; "
                              f"got {inference_point_noise_level}")
@@ -185,7 +204,9 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                      else config.inference_point_noise_level) > 0
         method_only = ["num_inference_steps", "purification_rounds"] + ([] if smoothing else ["num_noise_samples"])
         given = [n for n in method_only if options[n][0] is not None]
-        given += ["purification_keep_input"] if purification_keep_input is not None else []
+        readings = {"readout": readout, "fusion_weight": fusion_weight, "start_timestep": start_timestep}
+        given += [n for n, value in {"purification_keep_input": purification_keep_input, **readings}.items()
+                  if value is not None]
         if given and config.objective != "dual_denoising":
             raise ValueError(f"{' and '.join(given)} apply to Dual Denoising models (num_noise_samples also to "
                              f"randomized smoothing, inference_point_noise_level > 0); this model is the "
@@ -207,6 +228,7 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 forward[n] = options[n][0]
         if purification_keep_input is not None:
             forward["purification_keep_input"] = purification_keep_input
+        forward |= {n: value for n, value in readings.items() if value is not None}
         if seed is not None:
             forward["seed"] = seed
         return preprocess, forward, {}
