@@ -46,9 +46,10 @@ from dual_denoising.prompts import DEFAULT_TEMPLATES  # noqa: E402
 from dual_denoising.shipped import load_model_and_tokenizer  # noqa: E402
 from dual_denoising.training.data import VALIDATION_PER_CLASS, open_set_classes, validation_indices  # noqa: E402
 
-# model -> (recipe, config overrides beside feature_target). The direct-alignment models (`ulip`, `ulip-noise`) align
-# with image and text embeddings both whatever TARGET says (ULIP's loss; `feature_target` is the denoiser's):
-# `ulip-image` trains bit for bit as `ulip-text` does.
+# model -> (recipe, config overrides beside feature_target); they replace the recipe's own `config_overrides` (so `dd`
+# is the method without a head, read from its denoiser, whatever the shipped recipe adds). The direct-alignment models
+# (`ulip`, `ulip-noise`) align with image and text embeddings both whatever TARGET says (ULIP's loss; `feature_target`
+# is the denoiser's): `ulip-image` trains bit for bit as `ulip-text` does.
 RUNS = {
     "ulip": ("ulip-tiny", {}),
     "ulip-noise": ("ulip-noise-tiny", {"point_noise_augmentation": True}),

@@ -58,8 +58,9 @@ RESEARCH = HERE.parent / "research"  # the evaluation drivers the tables come fr
 # option that differs from the trainer's defaults) on the SynthShapes training shapes minus the validation split;
 # NAME -> its one-line summary. The order is the training order: the scan model starts from the control.
 SUMMARIES = {
-    "dual-denoising-tiny": "Dual Denoising (tiny): PointDAE + feature denoiser, half of the training tau at T-1, "
-                           "log-SNR shift -3.119, InfoNCE on the x0 estimate (w 0.25), 2,400 updates",
+    "dual-denoising-tiny": "Dual Denoising (tiny): PointDAE + feature denoiser (image and text targets, half of the "
+                           "training tau at T-1, log-SNR shift -3.119, InfoNCE on the x0 estimate, w 0.25) + a "
+                           "contrastive head (InfoNCE w 1) that zero-shot reads, 2,400 updates",
     "ulip-noise-tiny": "ULIP-style direct alignment trained on PointDAE's point noise (the robustness control), "
                        "2,400 updates",
     "ulip-tiny": "ULIP-style direct alignment (the plain baseline), 800 updates",
@@ -69,11 +70,11 @@ SUMMARIES = {
 }
 SCAN_MODELS = {"ulip-noise-scan-tiny": "ulip-noise-tiny"}  # scan model -> the model it is fine-tuned from
 ORIENTATION_HEADS = ("dual-denoising-tiny", "ulip-noise-tiny", "ulip-tiny")  # the shipped models that find the up axis
-# The open-set run of each shipped model's recipe (research/open_set.py: the recipe trained on split 1's seen classes,
-# 800 updates) and the reading the shipped model uses: the rule's open-set criterion reads their test H. The scan
-# model's recipe (a fine-tune on scans) has no open-set run: it takes no part in that criterion.
-OPEN_SET_RUNS = {"dual-denoising-tiny": ("dd-text", "denoiser"), "ulip-noise-tiny": ("ulip-noise-text", "head"),
-                 "ulip-tiny": ("ulip-text", "head")}
+# The open-set run of each shipped model's recipe (research/open_set.py: the recipe trained on split 1's seen classes)
+# and the reading the shipped model uses: the rule's open-set criterion reads their test H. The scan model's recipe
+# (a fine-tune on scans) has no open-set run: it takes no part in that criterion.
+OPEN_SET_RUNS = {"dual-denoising-tiny": ("dd-head-image+text-2400", "head"),
+                 "ulip-noise-tiny": ("ulip-noise-text-2400", "head"), "ulip-tiny": ("ulip-text", "head")}
 EPS = DEFAULT_CHOICE_EPS
 
 
@@ -89,7 +90,7 @@ def shipped_rows() -> dict[str, dict]:
 
 # A model trained on split 1's seen classes only (an open-set run of research/open_set.py), shipped so that `make demo`
 # can show a category the model never trained on being named: (name, run, readout).
-OPEN_SET_DEMO = ("dual-denoising-unseen-demo-tiny", "dd-head-image", "head")
+OPEN_SET_DEMO = ("dual-denoising-unseen-demo-tiny", "dd-head-image+text-2400", "head")
 
 
 def pack_open_set_demo(work: Path, open_set_table: Path) -> Path:
@@ -98,8 +99,11 @@ def pack_open_set_demo(work: Path, open_set_table: Path) -> Path:
     cell = json.loads(open_set_table.read_text())["test"][run][readout]
     model_dir = work / "open-set" / run
     trained = json.loads((model_dir / "config.json").read_text())
+    steps = json.loads((model_dir / "train_results.json").read_text())["global_step"]
+    targets = {"text": "text", "image": "image", "image+text": "image and text"}[trained["feature_target"]]
     summary = (f"The encoder and contrastive head of Dual Denoising with a contrastive head, trained on 24 of "
-               f"SynthShapes' 32 classes only (image targets, 800 updates) and read from the head (so the denoiser "
+               f"SynthShapes' 32 classes only ({targets} targets, {steps:,} updates: the shipped method's recipe) and "
+               f"read from the head (so the denoiser "
                f"and the PointDAE decoder, which that reading does not use, are left out): it names categories it "
                f"never trained on (test split: {100 * cell['unseen']['accuracy']:.1f}% of the unseen classes' shapes "
                f"among all 32 names, {100 * cell['seen']['accuracy']:.1f}% of the seen ones). For `make demo`; not a "

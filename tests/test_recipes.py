@@ -171,7 +171,9 @@ def test_the_best_open_set_h_is_read_on_the_shipped_recipes_split(tmp_path):
     def cell(h, unseen):
         return {"harmonic_mean": {"accuracy": h}, "unseen_classes": unseen}
 
-    table = {"test": {"ulip-text": {"head": cell(0.50, ["b", "a"])}, "dd-text": {"denoiser": cell(0.10, ["a", "b"])},
+    (ulip, ulip_reading), (method, method_reading) = (script.OPEN_SET_RUNS[name] for name in
+                                                      ("ulip-tiny", "dual-denoising-tiny"))
+    table = {"test": {ulip: {ulip_reading: cell(0.50, ["b", "a"])}, method: {method_reading: cell(0.10, ["a", "b"])},
                       "dd-head-text": {"head": cell(0.45, ["a", "b"])}, "ulip-text-split2": {"head": cell(0.90, ["c"])}}}
     (tmp_path / "open-set.json").write_text(json.dumps(table))
     rows = {"ulip-tiny": _row("contrastive", 0.99, 0.2), "dual-denoising-tiny": _row("dual_denoising", 0.99, 0.7),
