@@ -100,7 +100,7 @@ def pack_open_set_demo(work: Path, open_set_table: Path) -> Path:
     model_dir = work / "open-set" / run
     trained = json.loads((model_dir / "config.json").read_text())
     steps = json.loads((model_dir / "train_results.json").read_text())["global_step"]
-    targets = {"text": "text", "image": "image", "image+text": "image and text"}[trained["feature_target"]]
+    targets = trained["feature_target"].replace("+", " and ")
     summary = (f"The encoder and contrastive head of Dual Denoising with a contrastive head, trained on 24 of "
                f"SynthShapes' 32 classes only ({targets} targets, {steps:,} updates: the shipped method's recipe) and "
                f"read from the head (so the denoiser "

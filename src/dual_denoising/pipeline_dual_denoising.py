@@ -136,7 +136,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                 `"denoiser"` (the x0 estimate, the paper's), `"head"` (its contrastive head: categories it never
                 trained on) or `"fusion"` (their normalised mix, `fusion_weight` the head's share); `start_timestep`:
                 the denoiser's reading started from the head's embedding noised to t* (SDEdit; -1: from pure noise;
-                default: the model's). All three but `"denoiser"` need a model trained with a contrastive head (`contrastive_head_weight > 0`).
+                default: the model's). `"head"`, `"fusion"` and a start t* need a model trained with a contrastive
+                head (`contrastive_head_weight > 0`).
             seed: seeds the denoising noise, so the same call gives the same answer (default 0).
             up_axis: the axis that points up in the input, `"y"` (the models' convention), `"z"` (trimesh, most CAD
                 tools and scanners) or `"x"`; the cloud is turned Y-up. `"auto"` classifies the cloud in each of the
@@ -195,8 +196,8 @@ class ZeroShot3DClassificationPipeline(Pipeline):
                              f"{fusion_weight!r}")
         if start_timestep is not None and (isinstance(start_timestep, bool) or not isinstance(start_timestep, int)
                                            or not -1 <= start_timestep < config.feature_num_train_timesteps):
-            raise ValueError(f"start_timestep must be an integer in [-1, {config.feature_num_train_timesteps - 1}] (-1: from "
-                             f"pure noise); got {start_timestep!r}")
+            raise ValueError(f"start_timestep must be an integer in [-1, {config.feature_num_train_timesteps - 1}] "
+                             f"(-1: from pure noise); got {start_timestep!r}")
         if inference_point_noise_level is not None and inference_point_noise_level >= config.point_noise_steps:
             raise ValueError(f"inference_point_noise_level must be below point_noise_steps={config.point_noise_steps}; "
                              f"got {inference_point_noise_level}")
