@@ -20,7 +20,8 @@ carries over.
 
 Readouts (`--readouts`): `denoiser` (the paper: one DDIM step from pure noise), `head` (the contrastive head, ULIP's
 embedding), `fusion:W` (normalize(W head + (1 - W) denoiser)), `start:T` (the denoiser started from the head's
-embedding noised to T, SDEdit). `chosen` is, per run, the readout the rule picks on split 1's validation: the fusion
+embedding noised to T, SDEdit), `smooth:T` (the head on 4 copies of the cloud with point noise at level T, their
+embeddings averaged). `chosen` is, per run, the readout the rule picks on split 1's validation: the fusion
 weight with the lowest cross-entropy of the seen validation shapes (a user's labels carry no seen/unseen flag, so
 only seen shapes may choose), and the plain readouts.
 """
@@ -56,6 +57,10 @@ RUNS = {
     "dd": ("dual-denoising-tiny", {}),
     "dd-head": ("dual-denoising-tiny", {"contrastive_head_weight": 1.0}),
     "dd-head4": ("dual-denoising-tiny", {"contrastive_head_weight": 4.0}),  # the ladder's pointer: more of the head
+    # the noise control's pointer: point noise costs direct alignment the unseen classes, so half the clouds clean
+    "dd-head-clean": ("dual-denoising-tiny", {"contrastive_head_weight": 1.0, "point_noise_clean_prob": 0.5}),
+    # the reconstruction's share of the small encoder: a quarter of PointDAE's weight, the point noise kept
+    "dd-head-rec": ("dual-denoising-tiny", {"contrastive_head_weight": 1.0, "lambda_rec": 0.25}),
 }
 SPLIT_2 = "bed,bookshelf,bottle,cone,door,monitor,plant,wardrobe"
 FUSION_WEIGHTS = (0.25, 0.5, 0.75)
@@ -125,6 +130,8 @@ def readout_options(readout: str) -> dict:
         return {"readout": "fusion", "fusion_weight": float(value)}
     if kind == "start":
         return {"readout": "denoiser", "start_timestep": int(value)}
+    if kind == "smooth":  # the head on K = 4 copies of the cloud noised at level T, as the encoder saw them in training
+        return {"readout": "head", "inference_point_noise_level": int(value), "num_noise_samples": 4}
     return {"readout": kind}
 
 
@@ -274,7 +281,7 @@ def chosen_readouts(table: dict, name: str) -> list[str]:
     rows = table.get("validation", {}).get(name.replace("-split2", ""), {})
     if not rows:
         raise SystemExit(f"{name}: score it on the validation split first (score --on validation)")
-    plain = [r for r in rows if not r.startswith(("fusion:", "start:"))]
+    plain = [r for r in rows if not r.startswith(("fusion:", "start:", "smooth:"))]
     fusions = [r for r in rows if r.startswith("fusion:")]
     best = min(fusions, key=lambda r: rows[r]["seen_cross_entropy"]) if fusions else None
     return plain + ([best] if best else [])
@@ -288,7 +295,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--on", choices=["validation", "test"], default="validation")
     parser.add_argument("--readouts", nargs="*", default=[],
-                        help="denoiser, head, fusion:W, start:T, or 'chosen' (default: every readout of the run)")
+                        help="denoiser, head, fusion:W, start:T, smooth:T, or 'chosen' (default: every readout of the run)")
     parser.add_argument("--table", type=Path, default=None, help="default: WORK_DIR/tables/open-set.json")
     parser.add_argument("--run", default=None, help="export: the run")
     parser.add_argument("--readout", default=None, help="export: the readout to store in the model's config")
@@ -303,6 +310,8 @@ def main() -> None:
         model.config.zero_shot_readout = options["readout"]
         model.config.readout_fusion_weight = options.get("fusion_weight", model.config.readout_fusion_weight)
         model.config.denoiser_start_timestep = options.get("start_timestep")
+        model.config.inference_point_noise_level = options.get("inference_point_noise_level", 0)
+        model.config.num_noise_samples = options.get("num_noise_samples", model.config.num_noise_samples)
         model.config.validate_architecture()
         model.save_pretrained(args.out)
         tokenizer.save_pretrained(args.out)
