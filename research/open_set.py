@@ -295,7 +295,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--on", choices=["validation", "test"], default="validation")
     parser.add_argument("--readouts", nargs="*", default=[],
-                        help="denoiser, head, fusion:W, start:T, smooth:T, or 'chosen' (default: every readout of the run)")
+                        help="denoiser, head, fusion:W, start:T, smooth:T, or 'chosen' (default: every readout of "
+                        "the run)")
     parser.add_argument("--table", type=Path, default=None, help="default: WORK_DIR/tables/open-set.json")
     parser.add_argument("--run", default=None, help="export: the run")
     parser.add_argument("--readout", default=None, help="export: the readout to store in the model's config")
@@ -347,9 +348,19 @@ def main() -> None:
                 continue
             torch.manual_seed(0)
             cells[readout] = score(model, tokenizer, rows, unseen, readout)
-            table_path.parent.mkdir(parents=True, exist_ok=True)
-            table_path.write_text(json.dumps(table, indent=1) + "\n")
+            save_cell(table_path, args.on, name, readout, cells[readout])
         print_table(table, args.on, [name])
+
+
+def save_cell(table_path: Path, on: str, name: str, readout: str, cell: dict) -> None:
+    """Write one scored cell into the table as it is on disk now (read again, replaced whole), so that two `score`
+    commands at once keep each other's cells."""
+    table = json.loads(table_path.read_text()) if table_path.is_file() else {}
+    table.setdefault(on, {}).setdefault(name, {})[readout] = cell
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = table_path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(table, indent=1) + "\n")
+    partial.replace(table_path)
 
 
 def print_table(table: dict, on: str, names: list[str]) -> None:

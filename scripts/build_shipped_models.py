@@ -103,11 +103,10 @@ def pack_open_set_demo(work: Path, open_set_table: Path) -> Path:
     targets = trained["feature_target"].replace("+", " and ")
     summary = (f"The encoder and contrastive head of Dual Denoising with a contrastive head, trained on 24 of "
                f"SynthShapes' 32 classes only ({targets} targets, {steps:,} updates: the shipped method's recipe) and "
-               f"read from the head (so the denoiser and the PointDAE decoder, which that reading does not use, are "
-               f"left out): it names categories it "
-               f"never trained on (test split: {100 * cell['unseen']['accuracy']:.1f}% of the unseen classes' shapes "
-               f"among all 32 names, {100 * cell['seen']['accuracy']:.1f}% of the seen ones). For `make demo`; not a "
-               "model for use")
+               "read from the head (so the denoiser and the PointDAE decoder, which that reading does not use, are "
+               "left out): it names categories it never trained on (test split: "
+               f"{100 * cell['unseen']['accuracy']:.1f}% of the unseen classes' shapes among all 32 names, "
+               f"{100 * cell['seen']['accuracy']:.1f}% of the seen ones). For `make demo`; not a model for use")
     metadata = json.loads((work / "synthshapes" / "dual_denoising.json").read_text())
     dest = pack_shipped_model(
         model_dir, work / "synthshapes", work / "teacher",
